@@ -1,0 +1,416 @@
+//! Wire types shared by the WFH Monitor agent and server.
+//!
+//! Every request and response body that crosses the network is declared here
+//! once, so the agent and the server can never disagree on a payload. The
+//! server derives its OpenAPI document from these types (feature `openapi`).
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Header that carries a device or admin token: `Authorization: Bearer <token>`.
+pub const AUTHORIZATION: &str = "authorization";
+/// Prefix of every device token (lets the server tell token kinds apart).
+pub const DEVICE_TOKEN_PREFIX: &str = "wfh_d_";
+/// Prefix of every admin token.
+pub const ADMIN_TOKEN_PREFIX: &str = "wfh_a_";
+/// Largest screenshot the server accepts by default, in bytes.
+pub const DEFAULT_MAX_SCREENSHOT_BYTES: u64 = 20 * 1024 * 1024;
+
+/// What the agent reports about the employee's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum HeartbeatStatus {
+    /// Input seen within the idle threshold.
+    Online,
+    /// No keyboard or mouse input for the idle threshold.
+    Idle,
+    /// The employee paused monitoring.
+    Paused,
+}
+
+impl HeartbeatStatus {
+    pub const ALL: [HeartbeatStatus; 3] = [Self::Online, Self::Idle, Self::Paused];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Idle => "idle",
+            Self::Paused => "paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// An employee's presence as the admin API derives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceStatus {
+    Online,
+    Idle,
+    Paused,
+    /// Nothing has arrived for two heartbeat intervals (or ever).
+    Offline,
+}
+
+impl From<HeartbeatStatus> for PresenceStatus {
+    fn from(s: HeartbeatStatus) -> Self {
+        match s {
+            HeartbeatStatus::Online => Self::Online,
+            HeartbeatStatus::Idle => Self::Idle,
+            HeartbeatStatus::Paused => Self::Paused,
+        }
+    }
+}
+
+/// `POST /api/enroll`: trade an enrolment code for a device token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnrollRequest {
+    /// The code an admin issued (case and dashes are ignored).
+    pub code: String,
+    /// The OS user name on the device.
+    pub username: String,
+    /// The device's host name.
+    pub hostname: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnrollResponse {
+    /// The device token; shown once, keep it in the OS keyring.
+    pub token: String,
+    pub employee: EmployeeRef,
+    pub device_id: i64,
+}
+
+impl std::fmt::Debug for EnrollResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollResponse")
+            .field("token", &"***")
+            .field("employee", &self.employee)
+            .field("device_id", &self.device_id)
+            .finish()
+    }
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EmployeeRef {
+    pub id: i64,
+    pub username: String,
+    pub display_name: Option<String>,
+}
+
+/// `POST /api/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// The OS user name, as reported by the device.
+    pub username: String,
+    /// The host name, as reported by the device.
+    pub hostname: String,
+    pub status: HeartbeatStatus,
+    /// When the heartbeat was taken, RFC 3339 with the device's UTC offset.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub timestamp: DateTime<FixedOffset>,
+    /// Chosen by the agent; a retry with the same id is stored once.
+    pub event_id: Uuid,
+}
+
+/// What the server answers to an accepted event (heartbeat).
+/// A retry answers exactly what the first delivery did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EventAccepted {
+    pub event_id: Uuid,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The `meta` part of `POST /api/log` (multipart/form-data with a `screenshot` part).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LogMeta {
+    pub username: String,
+    pub hostname: String,
+    /// The device's own addresses (`local-ip-address`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub local_ips: Vec<IpAddr>,
+    /// The public address the device learnt from `GET /api/whoami`, if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default)]
+    pub public_ip: Option<IpAddr>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub timestamp: DateTime<FixedOffset>,
+    pub event_id: Uuid,
+}
+
+/// Approximate location resolved on the server from the observed public IP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Location {
+    pub city: Option<String>,
+    pub region: Option<String>,
+    pub country: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country_code: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub accuracy_radius_km: Option<u16>,
+}
+
+/// Image formats the server accepts for screenshots (judged from the bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+    Webp,
+}
+
+impl ImageFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpeg",
+            Self::Webp => "webp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Png, Self::Jpeg, Self::Webp]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpg",
+            Self::Webp => "webp",
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Webp => "image/webp",
+        }
+    }
+}
+
+/// A stored detailed log, as `POST /api/log` and the admin API return it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogRecord {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub employee_id: i64,
+    pub device_id: i64,
+    pub username: String,
+    pub hostname: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub local_ips: Vec<IpAddr>,
+    /// The public IP the agent reported.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub reported_public_ip: Option<IpAddr>,
+    /// The address the server saw the upload come from.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub observed_ip: IpAddr,
+    pub location: Option<Location>,
+    /// The device's timestamp, with its UTC offset.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub timestamp: DateTime<FixedOffset>,
+    pub received_at: DateTime<Utc>,
+    pub image: ImageInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImageInfo {
+    pub format: ImageFormat,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Relative URL of the image on the admin API.
+    pub url: String,
+}
+
+/// `GET /api/whoami`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WhoAmI {
+    /// The public address the server sees for this request.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub ip: IpAddr,
+    pub employee: EmployeeRef,
+    pub device_id: i64,
+}
+
+/// The one error shape of the API: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code, e.g. `invalid_token`.
+    pub code: String,
+    /// Short human-readable explanation.
+    pub message: String,
+}
+
+pub mod admin {
+    //! Admin API types (`/api/admin/...`).
+    use super::*;
+
+    /// An employee with the presence derived from the latest heartbeat.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct Employee {
+        pub id: i64,
+        pub username: String,
+        pub display_name: Option<String>,
+        pub active: bool,
+        pub created_at: DateTime<Utc>,
+        /// Device time of the latest heartbeat, if any.
+        pub last_seen: Option<DateTime<Utc>>,
+        pub last_hostname: Option<String>,
+        pub status: PresenceStatus,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct EmployeeList {
+        pub employees: Vec<Employee>,
+        /// Heartbeat interval the status is derived with (offline after two).
+        pub heartbeat_interval_secs: u64,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct NewEmployee {
+        pub username: String,
+        #[serde(default)]
+        pub display_name: Option<String>,
+    }
+
+    /// A freshly issued enrolment code. Shown once.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct EnrollmentCode {
+        pub employee_id: i64,
+        pub code: String,
+        pub expires_at: DateTime<Utc>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct CreatedEmployee {
+        pub employee: Employee,
+        pub enrollment: EnrollmentCode,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct Device {
+        pub id: i64,
+        pub employee_id: i64,
+        pub username: String,
+        pub hostname: String,
+        pub created_at: DateTime<Utc>,
+        pub revoked_at: Option<DateTime<Utc>>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct HeartbeatRecord {
+        pub event_id: Uuid,
+        pub employee_id: i64,
+        pub device_id: i64,
+        pub username: String,
+        pub hostname: String,
+        pub status: HeartbeatStatus,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        pub timestamp: DateTime<FixedOffset>,
+        pub received_at: DateTime<Utc>,
+    }
+
+    /// One page of a listing; pass `next_cursor` as `cursor` for the next.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct Page<T> {
+        pub items: Vec<T>,
+        pub next_cursor: Option<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_round_trips_with_its_offset() {
+        let json = r#"{"username":"ana","hostname":"lap-1","status":"idle",
+            "timestamp":"2026-03-29T09:15:00+02:00",
+            "event_id":"6b3a3f0e-3c57-4a55-9b8e-2a43e0a0c001"}"#;
+        let hb: HeartbeatRequest = serde_json::from_str(json).unwrap();
+        assert_eq!(hb.status, HeartbeatStatus::Idle);
+        assert_eq!(hb.timestamp.offset().local_minus_utc(), 7200);
+        let back = serde_json::to_string(&hb).unwrap();
+        assert!(back.contains("2026-03-29T09:15:00+02:00"), "{back}");
+    }
+
+    #[test]
+    fn heartbeat_refuses_unknown_status_and_fields() {
+        let bad_status = r#"{"username":"a","hostname":"h","status":"away",
+            "timestamp":"2026-03-29T09:15:00Z","event_id":"6b3a3f0e-3c57-4a55-9b8e-2a43e0a0c001"}"#;
+        assert!(serde_json::from_str::<HeartbeatRequest>(bad_status).is_err());
+        let extra = r#"{"username":"a","hostname":"h","status":"online","x":1,
+            "timestamp":"2026-03-29T09:15:00Z","event_id":"6b3a3f0e-3c57-4a55-9b8e-2a43e0a0c001"}"#;
+        assert!(serde_json::from_str::<HeartbeatRequest>(extra).is_err());
+    }
+
+    #[test]
+    fn status_strings_parse_back() {
+        for s in HeartbeatStatus::ALL {
+            assert_eq!(HeartbeatStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(HeartbeatStatus::parse("ONLINE"), None);
+    }
+
+    #[test]
+    fn enroll_response_debug_hides_the_token() {
+        let r = EnrollResponse {
+            token: "wfh_d_secret".into(),
+            employee: EmployeeRef {
+                id: 1,
+                username: "ana".into(),
+                display_name: None,
+            },
+            device_id: 7,
+        };
+        assert!(!format!("{r:?}").contains("secret"));
+    }
+}

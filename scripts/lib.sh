@@ -1,0 +1,68 @@
+# Shared by the scripts in this folder. Source it; do not run it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build outputs live outside the clone so that a fresh clone builds warm.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wfh-monitor/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=
+# apt_install PKG...: install the Debian packages that are missing.
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+require_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  command -v cargo >/dev/null 2>&1 || {
+    echo "Rust is not installed: install it with rustup (https://rustup.rs), then run this again." >&2
+    exit 1
+  }
+}
+
+# The build tools every crate here needs (ring and SQLite compile C).
+build_deps() {
+  apt_install build-essential pkg-config ca-certificates
+}
+
+# Start PostgreSQL (installing it if missing) and export WFH_TEST_POSTGRES_URL
+# for a role that may create databases, reachable over TCP with a password.
+postgres_up() {
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    say "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exit 1; }
+  as_root su postgres -c "psql -q -v ON_ERROR_STOP=1" >/dev/null <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wfh_test') THEN
+    CREATE ROLE wfh_test LOGIN CREATEDB PASSWORD 'wfh_test';
+  END IF;
+END $$;
+SQL
+  export WFH_TEST_POSTGRES_URL=${WFH_TEST_POSTGRES_URL:-postgres://wfh_test:wfh_test@127.0.0.1:5432/postgres}
+  # Databases left by interrupted test runs.
+  as_root su postgres -c "psql -qtA -c \"SELECT datname FROM pg_database WHERE datname LIKE 'wfh_test_%'\"" |
+    while read -r db; do as_root su postgres -c "psql -q -c 'DROP DATABASE IF EXISTS $db WITH (FORCE)'" >/dev/null; done
+}

@@ -1,0 +1,454 @@
+//! Server benchmark: prints figures, asserts nothing. Run it with
+//! `scripts/bench-server` (it builds the release binary and starts PostgreSQL).
+//!
+//! 1. Idle resident memory of the real `wfh-server` process on PostgreSQL.
+//! 2. Heartbeats: C connections (default 64), each sending the next request
+//!    as soon as the last is answered, for D seconds; requests/s, p50, p99.
+//!    A heartbeat is answered only once committed.
+//! 3. Log uploads of a 300 KB PNG over 8 connections: uploads/s, p50, p99.
+//! 4. "Last seen" for 10,000 employees with 30 days of heartbeats loaded:
+//!    the admin API call and the SQL query alone, median of 20.
+//!
+//! Environment: WFH_SERVER_BIN (the binary), WFH_BENCH_POSTGRES_URL (a role
+//! that may create databases), WFH_BENCH_SECONDS (10), WFH_BENCH_RUNS (3),
+//! WFH_BENCH_HEARTBEATS_PER_DAY (288 = every 5 minutes; lower loads faster).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use sqlx::Connection as _;
+use uuid::Uuid;
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_cmd(bin: &str, db_url: &str, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("WFH_DATABASE_URL", db_url)
+        .env("WFH_DATA_DIR", dir)
+        .env("WFH_DATABASE_MAX_CONNECTIONS", "16")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn cli_last_line(bin: &str, db_url: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let out = server_cmd(bin, db_url, dir)
+        .args(args)
+        .output()
+        .expect("run wfh-server");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+struct Figures {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+/// `make(i)` builds request i of a connection; every connection runs until `secs` pass.
+async fn drive<F>(addr: SocketAddr, conns: usize, secs: u64, make: F) -> Figures
+where
+    F: Fn(usize, usize) -> Request<Full<Bytes>> + Send + Sync + Clone + 'static,
+{
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..conns)
+        .map(|c| {
+            let make = make.clone();
+            tokio::spawn(async move {
+                let mut sender = connect(addr).await;
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                let mut i = 0;
+                while Instant::now() < end {
+                    let req = make(c, i);
+                    i += 1;
+                    let t = Instant::now();
+                    let res = sender.send_request(req).await.unwrap();
+                    let ok = res.status().is_success();
+                    let _ = res.into_body().collect().await;
+                    lat.push(t.elapsed());
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.unwrap();
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Figures {
+        rate: all.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        errors,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn noise_png(side: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, side, side);
+    enc.set_color(png::ColorType::Rgb);
+    let mut w = enc.write_header().unwrap();
+    let mut x: u32 = 0x1234_5678;
+    let data: Vec<u8> = (0..side * side * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    w.write_image_data(&data).unwrap();
+    drop(w);
+    out
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let bin = std::env::var("WFH_SERVER_BIN").expect("WFH_SERVER_BIN: run scripts/bench-server");
+    let admin_url = std::env::var("WFH_BENCH_POSTGRES_URL").expect("WFH_BENCH_POSTGRES_URL");
+    let secs: u64 = env_or("WFH_BENCH_SECONDS", 10);
+    let runs: usize = env_or("WFH_BENCH_RUNS", 3);
+    let hb_conns: usize = env_or("WFH_BENCH_CONNECTIONS", 64);
+    let per_day: i64 = env_or("WFH_BENCH_HEARTBEATS_PER_DAY", 288);
+
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query("DROP DATABASE IF EXISTS wfh_bench WITH (FORCE)")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("CREATE DATABASE wfh_bench")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut db_url = url::Url::parse(&admin_url).unwrap();
+    db_url.set_path("wfh_bench");
+    let db_url = db_url.to_string();
+    let dir = tempfile::tempdir().unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let admin_token = cli_last_line(&bin, &db_url, dir.path(), &["admin-token", "create"]);
+    let mut codes = Vec::new();
+    for i in 0..hb_conns.max(8) {
+        codes.push(cli_last_line(
+            &bin,
+            &db_url,
+            dir.path(),
+            &["employee", "add", &format!("bench{i:03}")],
+        ));
+    }
+    let child = server_cmd(&bin, &db_url, dir.path())
+        .env("WFH_LISTEN", addr.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child };
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_rss = rss_kib(server.child.id());
+
+    let mut tokens = Vec::new();
+    for (i, code) in codes.iter().enumerate() {
+        let res: serde_json::Value = client
+            .post(format!("{base}/api/enroll"))
+            .json(&serde_json::json!({"code": code, "username": format!("bench{i:03}"), "hostname": "bench"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push(res["token"].as_str().unwrap().to_owned());
+    }
+    println!(
+        "wfh-server benchmark — {} cores, PostgreSQL over loopback",
+        num_cpus()
+    );
+    println!("idle RSS after start-up: {:.1} MiB", idle_rss as f64 / 1024.0);
+
+    // Heartbeats.
+    let hb_tokens = tokens.clone();
+    let make_hb = move |c: usize, _i: usize| {
+        let body = serde_json::json!({
+            "username": "bench", "hostname": "bench", "status": "online",
+            "timestamp": chrono::Utc::now().to_rfc3339(), "event_id": Uuid::new_v4(),
+        });
+        Request::post("/api/heartbeat")
+            .header("host", "bench")
+            .header("authorization", format!("Bearer {}", hb_tokens[c]))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())))
+            .unwrap()
+    };
+    drive(addr, hb_conns, 2, make_hb.clone()).await; // warm-up
+    let mut rates = Vec::new();
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for run in 1..=runs {
+        let f = drive(addr, hb_conns, secs, make_hb.clone()).await;
+        println!(
+            "heartbeats run {run}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            f.rate,
+            ms(f.p50),
+            ms(f.p99),
+            f.errors
+        );
+        rates.push(f.rate);
+        p50s.push(ms(f.p50));
+        p99s.push(ms(f.p99));
+    }
+    println!(
+        "heartbeats, {hb_conns} connections, median of {runs}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        median(rates),
+        median(p50s),
+        median(p99s)
+    );
+    println!(
+        "server RSS after the heartbeat load: {:.1} MiB",
+        rss_kib(server.child.id()) as f64 / 1024.0
+    );
+
+    // Log uploads.
+    let image = Bytes::from(noise_png(320));
+    let image_kib = image.len() / 1024;
+    let log_tokens = tokens.clone();
+    let make_log = move |c: usize, _i: usize| {
+        let meta = serde_json::json!({
+            "username": "bench", "hostname": "bench", "local_ips": ["192.168.1.2"], "public_ip": null,
+            "timestamp": chrono::Utc::now().to_rfc3339(), "event_id": Uuid::new_v4(),
+        });
+        let mut body = Vec::with_capacity(image.len() + 1024);
+        body.extend_from_slice(b"--XBOUNDARYX\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n");
+        body.extend_from_slice(&serde_json::to_vec(&meta).unwrap());
+        body.extend_from_slice(b"\r\n--XBOUNDARYX\r\nContent-Disposition: form-data; name=\"screenshot\"; filename=\"s.png\"\r\nContent-Type: image/png\r\n\r\n");
+        body.extend_from_slice(&image);
+        body.extend_from_slice(b"\r\n--XBOUNDARYX--\r\n");
+        Request::post("/api/log")
+            .header("host", "bench")
+            .header("authorization", format!("Bearer {}", log_tokens[c]))
+            .header("content-type", "multipart/form-data; boundary=XBOUNDARYX")
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let mut rates = Vec::new();
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for run in 1..=runs {
+        let f = drive(addr, 8, secs, make_log.clone()).await;
+        println!(
+            "log uploads run {run}: {:>7.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            f.rate,
+            ms(f.p50),
+            ms(f.p99),
+            f.errors
+        );
+        rates.push(f.rate);
+        p50s.push(ms(f.p50));
+        p99s.push(ms(f.p99));
+    }
+    println!(
+        "log uploads ({} KB PNG), 8 connections, median of {runs}: {:.0} uploads/s, p50 {:.2} ms, p99 {:.2} ms",
+        image_kib,
+        median(rates),
+        median(p50s),
+        median(p99s)
+    );
+
+    // Last seen for 10,000 employees with 30 days of heartbeats.
+    let mut db = sqlx::PgConnection::connect(&db_url).await.unwrap();
+    let t = Instant::now();
+    load_history(&mut db, 10_000, 30, per_day).await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM employee_heartbeats")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    println!(
+        "loaded 10,000 employees and {rows} heartbeats ({per_day} a day for 30 days) in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    sqlx::raw_sql("VACUUM ANALYZE").execute(&mut db).await.unwrap();
+    let mut api = Vec::new();
+    let mut sql = Vec::new();
+    let mut count = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let body: serde_json::Value = client
+            .get(format!("{base}/api/admin/employees"))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        api.push(ms(t.elapsed()));
+        count = body["employees"].as_array().map_or(0, Vec::len);
+        let t = Instant::now();
+        let n = sqlx::query(LAST_SEEN_SQL).fetch_all(&mut db).await.unwrap().len();
+        sql.push(ms(t.elapsed()));
+        assert_eq!(n, count);
+    }
+    println!(
+        "last seen, {count} employees: SQL query median {:.2} ms; GET /api/admin/employees median {:.2} ms",
+        median(sql),
+        median(api)
+    );
+    let mut range = Vec::new();
+    for i in 0..20 {
+        let t = Instant::now();
+        let _: serde_json::Value = client
+            .get(format!(
+                "{base}/api/admin/heartbeats?employee_id={}&from={}&limit=1000",
+                100 + i * 37,
+                (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%d")
+            ))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        range.push(ms(t.elapsed()));
+    }
+    println!(
+        "one employee's heartbeats over 7 days (first 1,000): median {:.2} ms",
+        median(range)
+    );
+    drop(server);
+    drop(db);
+    sqlx::query("DROP DATABASE IF EXISTS wfh_bench WITH (FORCE)")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+/// The query the server runs for the employees list (see db/postgres.rs).
+const LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, \
+    p.status, p.hostname, p.occurred_at FROM employees e LEFT JOIN ( \
+    SELECT DISTINCT ON (employee_id) employee_id, status, hostname, occurred_at \
+    FROM device_presence ORDER BY employee_id, occurred_at DESC) p ON p.employee_id = e.id ORDER BY e.username";
+
+/// Employees, one device each, `days` of heartbeats `per_day` a day, and presence.
+async fn load_history(db: &mut sqlx::PgConnection, employees: i64, days: i64, per_day: i64) {
+    let step = 86_400 / per_day;
+    sqlx::raw_sql(&format!(
+        "INSERT INTO employees (username, display_name, created_at) \
+           SELECT 'emp' || g, 'Employee ' || g, now() FROM generate_series(1, {employees}) g \
+           ON CONFLICT DO NOTHING;
+         INSERT INTO devices (employee_id, token_hash, username, hostname, created_at) \
+           SELECT e.id, sha256(e.username::bytea), e.username, e.username || '-laptop', now() \
+           FROM employees e WHERE e.username LIKE 'emp%';"
+    ))
+    .execute(&mut *db)
+    .await
+    .unwrap();
+    // One day at a time, so the load stays in memory and shows progress.
+    for day in 0..days {
+        sqlx::raw_sql(&format!(
+            "INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, status, \
+                 occurred_at, utc_offset_secs, received_at) \
+             SELECT gen_random_uuid(), d.employee_id, d.id, d.username, d.hostname, 'online', t, 0, t \
+             FROM devices d, generate_series( \
+                 date_trunc('day', now()) - interval '{day} days', \
+                 date_trunc('day', now()) - interval '{day} days' + interval '1 day' - interval '1 second', \
+                 interval '{step} seconds') t \
+             WHERE d.username LIKE 'emp%' AND t < now()"
+        ))
+        .execute(&mut *db)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(
+        "INSERT INTO device_presence (device_id, employee_id, status, hostname, occurred_at, received_at) \
+         SELECT DISTINCT ON (device_id) device_id, employee_id, status, hostname, occurred_at, received_at \
+         FROM employee_heartbeats ORDER BY device_id, occurred_at DESC \
+         ON CONFLICT (device_id) DO UPDATE SET occurred_at = excluded.occurred_at",
+    )
+    .execute(&mut *db)
+    .await
+    .unwrap();
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

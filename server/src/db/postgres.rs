@@ -1,0 +1,669 @@
+//! PostgreSQL storage: the production engine.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, QueryBuilder, Row};
+use uuid::Uuid;
+use wfh_protocol::admin::{Device, HeartbeatRecord};
+use wfh_protocol::{EmployeeRef, EventAccepted, LogRecord};
+
+use super::*;
+
+const PARTITION_PREFIX: &str = "employee_heartbeats_p";
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &SecretString, max_connections: u32) -> StoreResult<Self> {
+        let options: PgConnectOptions = url.expose_secret().parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl PgStore {
+    async fn insert_heartbeats_once(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
+        let n = batch.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut employees = Vec::with_capacity(n);
+        let mut devices = Vec::with_capacity(n);
+        let mut usernames = Vec::with_capacity(n);
+        let mut hostnames = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut times = Vec::with_capacity(n);
+        let mut offsets = Vec::with_capacity(n);
+        let mut received = Vec::with_capacity(n);
+        for h in batch {
+            ids.push(h.event_id);
+            employees.push(h.employee_id);
+            devices.push(h.device_id);
+            usernames.push(h.username.as_str());
+            hostnames.push(h.hostname.as_str());
+            statuses.push(h.status.as_str());
+            times.push(h.timestamp.with_timezone(&Utc));
+            offsets.push(h.timestamp.offset().local_minus_utc());
+            received.push(h.received_at);
+        }
+        let mut tx = self.pool.begin().await?;
+        let stored: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
+                 status, occurred_at, utc_offset_secs, received_at) \
+             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
+                 $6::text[], $7::timestamptz[], $8::int4[], $9::timestamptz[]) \
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&ids)
+        .bind(&employees)
+        .bind(&devices)
+        .bind(&usernames)
+        .bind(&hostnames)
+        .bind(&statuses)
+        .bind(&times)
+        .bind(&offsets)
+        .bind(&received)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (answers, latest) = super::settle_heartbeats(batch, &stored);
+        if !latest.is_empty() {
+            let (d, e, s, h, t, r): (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>) =
+                latest.iter().fold(Default::default(), |mut acc, hb| {
+                    acc.0.push(hb.device_id);
+                    acc.1.push(hb.employee_id);
+                    acc.2.push(hb.status.as_str());
+                    acc.3.push(hb.hostname.as_str());
+                    acc.4.push(hb.timestamp.with_timezone(&Utc));
+                    acc.5.push(hb.received_at);
+                    acc
+                });
+            sqlx::query(
+                "INSERT INTO device_presence (device_id, employee_id, status, hostname, occurred_at, received_at) \
+                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[]) \
+                 ON CONFLICT (device_id) DO UPDATE SET employee_id = excluded.employee_id, \
+                     status = excluded.status, hostname = excluded.hostname, \
+                     occurred_at = excluded.occurred_at, received_at = excluded.received_at \
+                 WHERE device_presence.occurred_at < excluded.occurred_at",
+            )
+            .bind(&d)
+            .bind(&e)
+            .bind(&s)
+            .bind(&h)
+            .bind(&t)
+            .bind(&r)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut first_seen = HashMap::new();
+        if stored.len() < n {
+            let rows = sqlx::query(
+                "SELECT h.event_id, h.received_at FROM employee_heartbeats h \
+                 JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS k(event_id, occurred_at) \
+                   ON h.event_id = k.event_id AND h.occurred_at = k.occurred_at",
+            )
+            .bind(&ids)
+            .bind(&times)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in rows {
+                first_seen.insert(row.try_get::<Uuid, _>("event_id")?, row.try_get("received_at")?);
+            }
+        }
+        tx.commit().await?;
+        Ok(super::answer_heartbeats(batch, answers, &first_seen))
+    }
+
+    async fn create_partition(&self, day: NaiveDate) -> StoreResult<()> {
+        let next = day + Days::new(1);
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF employee_heartbeats \
+             FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
+            partition_name(day)
+        );
+        sqlx::raw_sql(&sql).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn partition_name(day: NaiveDate) -> String {
+    format!("{PARTITION_PREFIX}{}", day.format("%Y%m%d"))
+}
+
+fn partition_day(name: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(name.strip_prefix(PARTITION_PREFIX)?, "%Y%m%d").ok()
+}
+
+fn employee_ref(row: &PgRow) -> Result<EmployeeRef, sqlx::Error> {
+    Ok(EmployeeRef {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+    })
+}
+
+fn device(row: &PgRow) -> Result<Device, sqlx::Error> {
+    Ok(Device {
+        id: row.try_get("id")?,
+        employee_id: row.try_get("employee_id")?,
+        username: row.try_get("username")?,
+        hostname: row.try_get("hostname")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn log_record(row: &PgRow) -> StoreResult<LogRecord> {
+    LogColumns {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        employee_id: row.try_get("employee_id")?,
+        device_id: row.try_get("device_id")?,
+        username: row.try_get("username")?,
+        hostname: row.try_get("hostname")?,
+        local_ips: row.try_get("local_ips")?,
+        reported_public_ip: row.try_get("reported_public_ip")?,
+        observed_ip: row.try_get("observed_ip")?,
+        city: row.try_get("city")?,
+        region: row.try_get("region")?,
+        country: row.try_get("country")?,
+        country_code: row.try_get("country_code")?,
+        latitude: row.try_get("latitude")?,
+        longitude: row.try_get("longitude")?,
+        accuracy_radius_km: row.try_get("accuracy_radius_km")?,
+        image_format: row.try_get("image_format")?,
+        image_bytes: row.try_get("image_bytes")?,
+        image_width: row.try_get("image_width")?,
+        image_height: row.try_get("image_height")?,
+        image_sha256: row.try_get("image_sha256")?,
+        occurred_at: row.try_get("occurred_at")?,
+        utc_offset_secs: row.try_get("utc_offset_secs")?,
+        received_at: row.try_get("received_at")?,
+    }
+    .into_record()
+}
+
+const LOG_COLUMNS: &str = "id, event_id, employee_id, device_id, username, hostname, local_ips, \
+    reported_public_ip, observed_ip, city, region, country, country_code, latitude, longitude, \
+    accuracy_radius_km, image_format, image_bytes, image_width, image_height, image_sha256, \
+    occurred_at, utc_offset_secs, received_at";
+
+/// `WHERE` clauses shared by the two listings; `id_column` is the tiebreak.
+fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, q: &ListQuery, id_column: &str) {
+    qb.push(" WHERE TRUE");
+    if let Some(e) = q.employee_id {
+        qb.push(" AND employee_id = ").push_bind(e);
+    }
+    if let Some(from) = q.from {
+        qb.push(" AND occurred_at >= ").push_bind(from);
+    }
+    if let Some(to) = q.to {
+        qb.push(" AND occurred_at < ").push_bind(to);
+    }
+    if let Some(c) = q.after {
+        qb.push(format_args!(" AND (occurred_at, {id_column}) < ("))
+            .push_bind(c.occurred_at)
+            .push(", ")
+            .push_bind(c.id)
+            .push(")");
+    }
+    qb.push(format_args!(
+        " ORDER BY occurred_at DESC, {id_column} DESC LIMIT "
+    ))
+    .push_bind(i64::from(q.limit));
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("../migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn prepare(&self, now: DateTime<Utc>, retention_days: u32) -> StoreResult<()> {
+        let today = now.date_naive();
+        let first = today - Days::new(u64::from(retention_days) + 1);
+        let last = today + Days::new(2);
+        for day in first.iter_days().take_while(|d| *d <= last) {
+            self.create_partition(day).await?;
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn create_employee(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<EmployeeRef> {
+        let row = sqlx::query(
+            "INSERT INTO employees (username, display_name, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (username) DO NOTHING RETURNING id, username, display_name",
+        )
+        .bind(username)
+        .bind(display_name)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("employee {username:?} already exists")))?;
+        Ok(employee_ref(&row)?)
+    }
+
+    async fn employee(&self, id: i64) -> StoreResult<(EmployeeRef, bool, DateTime<Utc>)> {
+        let row =
+            sqlx::query("SELECT id, username, display_name, active, created_at FROM employees WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound("employee"))?;
+        Ok((
+            employee_ref(&row)?,
+            row.try_get("active")?,
+            row.try_get("created_at")?,
+        ))
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn set_employee_active(&self, id: i64, active: bool) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE employees SET active = $2 WHERE id = $1")
+            .bind(id)
+            .bind(active)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("employee"));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn employees_with_presence(
+        &self,
+    ) -> StoreResult<Vec<(EmployeeRef, bool, DateTime<Utc>, Option<Presence>)>> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.username, e.display_name, e.active, e.created_at, \
+                    p.status, p.hostname, p.occurred_at \
+             FROM employees e LEFT JOIN ( \
+                 SELECT DISTINCT ON (employee_id) employee_id, status, hostname, occurred_at \
+                 FROM device_presence ORDER BY employee_id, occurred_at DESC \
+             ) p ON p.employee_id = e.id \
+             ORDER BY e.username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let who = employee_ref(row)?;
+                let status: Option<String> = row.try_get("status")?;
+                let presence = match status {
+                    Some(s) => Some(Presence {
+                        employee_id: who.id,
+                        status: parse_status(&s)?,
+                        hostname: row.try_get("hostname")?,
+                        occurred_at: row.try_get("occurred_at")?,
+                    }),
+                    None => None,
+                };
+                Ok((who, row.try_get("active")?, row.try_get("created_at")?, presence))
+            })
+            .collect()
+    }
+
+    async fn add_enrollment_code(
+        &self,
+        employee_id: i64,
+        code_hash: &TokenHash,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO enrollment_codes (code_hash, employee_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&code_hash[..])
+        .bind(employee_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn redeem_enrollment_code(
+        &self,
+        code_hash: &TokenHash,
+        username: &str,
+        hostname: &str,
+        token_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(EmployeeRef, i64)> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT e.id, e.username, e.display_name FROM enrollment_codes c \
+             JOIN employees e ON e.id = c.employee_id \
+             WHERE c.code_hash = $1 AND c.used_at IS NULL AND c.expires_at > $2 AND e.active \
+             FOR UPDATE OF c",
+        )
+        .bind(&code_hash[..])
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::InvalidCode)?;
+        let who = employee_ref(&row)?;
+        let device_id: i64 = sqlx::query_scalar(
+            "INSERT INTO devices (employee_id, token_hash, username, hostname, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(who.id)
+        .bind(&token_hash[..])
+        .bind(username)
+        .bind(hostname)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE enrollment_codes SET used_at = $2, device_id = $3 WHERE code_hash = $1")
+            .bind(&code_hash[..])
+            .bind(now)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((who, device_id))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn device_by_token(&self, token_hash: &TokenHash) -> StoreResult<Option<DeviceIdentity>> {
+        let row = sqlx::query(
+            "SELECT d.id AS device_id, d.revoked_at IS NOT NULL AS revoked, \
+                    e.id, e.username, e.display_name, e.active \
+             FROM devices d JOIN employees e ON e.id = d.employee_id WHERE d.token_hash = $1",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(DeviceIdentity {
+                device_id: row.try_get("device_id")?,
+                employee: employee_ref(&row)?,
+                employee_active: row.try_get("active")?,
+                revoked: row.try_get("revoked")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn devices(&self, employee_id: i64) -> StoreResult<Vec<Device>> {
+        let rows = sqlx::query(
+            "SELECT id, employee_id, username, hostname, created_at, revoked_at FROM devices \
+             WHERE employee_id = $1 ORDER BY id",
+        )
+        .bind(employee_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(device).collect::<Result<_, _>>()?)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn revoke_device(&self, device_id: i64, now: DateTime<Utc>) -> StoreResult<Device> {
+        let row = sqlx::query(
+            "UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
+             RETURNING id, employee_id, username, hostname, created_at, revoked_at",
+        )
+        .bind(device_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("device"))?;
+        Ok(device(&row)?)
+    }
+
+    async fn add_admin_token(
+        &self,
+        token_hash: &TokenHash,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO admin_tokens (token_hash, label, created_at) VALUES ($1, $2, $3)")
+            .bind(&token_hash[..])
+            .bind(label)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn admin_token_valid(&self, token_hash: &TokenHash) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+                .bind(&token_hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    #[tracing::instrument(skip_all, fields(batch = batch.len()))]
+    async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
+        match self.insert_heartbeats_once(batch).await {
+            // No partition for a day (the hourly job has not made it yet): make it, try again.
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.code().as_deref() == Some("23514") => {
+                for day in batch.iter().map(|h| h.timestamp.with_timezone(&Utc).date_naive()) {
+                    self.create_partition(day).await?;
+                }
+                self.insert_heartbeats_once(batch).await
+            }
+            other => other,
+        }
+    }
+
+    async fn heartbeats(&self, q: &ListQuery) -> StoreResult<Vec<HeartbeatRecord>> {
+        let mut qb = QueryBuilder::new(
+            "SELECT event_id, employee_id, device_id, username, hostname, status, occurred_at, \
+             utc_offset_secs, received_at FROM employee_heartbeats",
+        );
+        push_filters(&mut qb, q, "event_id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HeartbeatRecord {
+                    event_id: row.try_get("event_id")?,
+                    employee_id: row.try_get("employee_id")?,
+                    device_id: row.try_get("device_id")?,
+                    username: row.try_get("username")?,
+                    hostname: row.try_get("hostname")?,
+                    status: parse_status(row.try_get("status")?)?,
+                    timestamp: with_offset(row.try_get("occurred_at")?, row.try_get("utc_offset_secs")?)?,
+                    received_at: row.try_get("received_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_by_event(&self, event_id: Uuid) -> StoreResult<Option<LogRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {LOG_COLUMNS} FROM employee_logs WHERE event_id = $1"
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(log_record).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(event_id = %log.record.event_id))]
+    async fn insert_log(&self, log: &NewLog) -> StoreResult<LogInsert> {
+        let r = &log.record;
+        let loc = r.location.clone().unwrap_or(wfh_protocol::Location {
+            city: None,
+            region: None,
+            country: None,
+            country_code: None,
+            latitude: None,
+            longitude: None,
+            accuracy_radius_km: None,
+        });
+        let local_ips: Vec<String> = r.local_ips.iter().map(ToString::to_string).collect();
+        let done = sqlx::query(
+            "INSERT INTO employee_logs (id, event_id, employee_id, device_id, username, hostname, local_ips, \
+                 reported_public_ip, observed_ip, city, region, country, country_code, latitude, longitude, \
+                 accuracy_radius_km, screenshot_path, image_format, image_bytes, image_width, image_height, \
+                 image_sha256, occurred_at, utc_offset_secs, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+                 $20, $21, $22, $23, $24, $25) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(r.id)
+        .bind(r.event_id)
+        .bind(r.employee_id)
+        .bind(r.device_id)
+        .bind(&r.username)
+        .bind(&r.hostname)
+        .bind(&local_ips)
+        .bind(r.reported_public_ip.map(|ip| ip.to_string()))
+        .bind(r.observed_ip.to_string())
+        .bind(loc.city)
+        .bind(loc.region)
+        .bind(loc.country)
+        .bind(loc.country_code)
+        .bind(loc.latitude)
+        .bind(loc.longitude)
+        .bind(loc.accuracy_radius_km.map(i32::from))
+        .bind(&log.screenshot_path)
+        .bind(r.image.format.as_str())
+        .bind(i64::try_from(r.image.bytes).unwrap_or(i64::MAX))
+        .bind(i32::try_from(r.image.width).unwrap_or(i32::MAX))
+        .bind(i32::try_from(r.image.height).unwrap_or(i32::MAX))
+        .bind(&r.image.sha256)
+        .bind(r.timestamp.with_timezone(&Utc))
+        .bind(r.timestamp.offset().local_minus_utc())
+        .bind(r.received_at)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(LogInsert::Stored(r.clone()));
+        }
+        let first = self
+            .log_by_event(r.event_id)
+            .await?
+            .ok_or(StoreError::NotFound("log"))?;
+        Ok(LogInsert::Duplicate(first))
+    }
+
+    async fn logs(&self, q: &ListQuery) -> StoreResult<Vec<LogRecord>> {
+        let mut qb = QueryBuilder::new(format!("SELECT {LOG_COLUMNS} FROM employee_logs"));
+        push_filters(&mut qb, q, "id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(log_record).collect()
+    }
+
+    async fn log(&self, id: Uuid) -> StoreResult<Option<(LogRecord, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {LOG_COLUMNS}, screenshot_path FROM employee_logs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((log_record(&row)?, row.try_get("screenshot_path")?)))
+            .transpose()
+    }
+
+    async fn screenshot_paths_with_prefix(&self, prefix: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT screenshot_path FROM employee_logs WHERE starts_with(screenshot_path, $1)",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn purge_heartbeats(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<HeartbeatPurge> {
+        let mut purge = HeartbeatPurge::default();
+        // Whole days before the cutoff: detach without blocking ingest, then drop.
+        let tables = sqlx::query(
+            "SELECT c.relname::text AS name, \
+                    EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AS attached \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind = 'r' \
+               AND c.relname ~ '^employee_heartbeats_p[0-9]{8}$'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in tables {
+            let name: String = row.try_get("name")?;
+            let Some(day) = partition_day(&name) else { continue };
+            let end = (day + Days::new(1)).and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+            if end.is_none_or(|end| end > cutoff) {
+                continue;
+            }
+            let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {name}"))
+                .fetch_one(&self.pool)
+                .await?;
+            if row.try_get::<bool, _>("attached")? {
+                let detach = format!("ALTER TABLE employee_heartbeats DETACH PARTITION {name} CONCURRENTLY");
+                if sqlx::raw_sql(&detach).execute(&self.pool).await.is_err() {
+                    // An earlier detach was interrupted: finish it.
+                    let finalize =
+                        format!("ALTER TABLE employee_heartbeats DETACH PARTITION {name} FINALIZE");
+                    sqlx::raw_sql(&finalize).execute(&self.pool).await?;
+                }
+            }
+            sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {name}"))
+                .execute(&self.pool)
+                .await?;
+            purge.rows += u64::try_from(rows).unwrap_or_default();
+            purge.partitions_dropped += 1;
+        }
+        // The day the cutoff falls in: delete row by row, in small batches.
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM employee_heartbeats WHERE (event_id, occurred_at) IN ( \
+                     SELECT event_id, occurred_at FROM employee_heartbeats WHERE occurred_at < $1 LIMIT $2)",
+            )
+            .bind(cutoff)
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await?;
+            purge.rows += done.rows_affected();
+            if done.rows_affected() < u64::from(batch) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(purge)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn purge_logs(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<Vec<PurgedLog>> {
+        let paths: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM employee_logs WHERE id IN ( \
+                 SELECT id FROM employee_logs WHERE occurred_at < $1 ORDER BY occurred_at LIMIT $2) \
+             RETURNING screenshot_path",
+        )
+        .bind(cutoff)
+        .bind(i64::from(batch))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(paths
+            .into_iter()
+            .map(|screenshot_path| PurgedLog { screenshot_path })
+            .collect())
+    }
+}

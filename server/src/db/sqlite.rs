@@ -1,0 +1,578 @@
+//! SQLite storage: the zero-setup default (one file, no server).
+//!
+//! Timestamps are stored as INTEGER microseconds since the Unix epoch (UTC),
+//! UUIDs as 16-byte blobs, lists as JSON text. Write transactions start with
+//! `BEGIN IMMEDIATE` so concurrent writers queue instead of failing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, SqlitePool};
+use uuid::Uuid;
+use wfh_protocol::admin::{Device, HeartbeatRecord};
+use wfh_protocol::{EmployeeRef, EventAccepted, LogRecord};
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(row: &SqliteRow, column: &str) -> StoreResult<DateTime<Utc>> {
+    let v: i64 = row.try_get(column)?;
+    DateTime::from_timestamp_micros(v).ok_or_else(|| StoreError::Corrupt(format!("bad time in {column}")))
+}
+
+fn opt_time(row: &SqliteRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    let v: Option<i64> = row.try_get(column)?;
+    v.map(|v| {
+        DateTime::from_timestamp_micros(v).ok_or_else(|| StoreError::Corrupt(format!("bad time in {column}")))
+    })
+    .transpose()
+}
+
+fn employee_ref(row: &SqliteRow) -> Result<EmployeeRef, sqlx::Error> {
+    Ok(EmployeeRef {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+    })
+}
+
+fn device(row: &SqliteRow) -> StoreResult<Device> {
+    Ok(Device {
+        id: row.try_get("id")?,
+        employee_id: row.try_get("employee_id")?,
+        username: row.try_get("username")?,
+        hostname: row.try_get("hostname")?,
+        created_at: time(row, "created_at")?,
+        revoked_at: opt_time(row, "revoked_at")?,
+    })
+}
+
+fn log_record(row: &SqliteRow) -> StoreResult<LogRecord> {
+    let local_ips: String = row.try_get("local_ips")?;
+    LogColumns {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        employee_id: row.try_get("employee_id")?,
+        device_id: row.try_get("device_id")?,
+        username: row.try_get("username")?,
+        hostname: row.try_get("hostname")?,
+        local_ips: serde_json::from_str(&local_ips).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        reported_public_ip: row.try_get("reported_public_ip")?,
+        observed_ip: row.try_get("observed_ip")?,
+        city: row.try_get("city")?,
+        region: row.try_get("region")?,
+        country: row.try_get("country")?,
+        country_code: row.try_get("country_code")?,
+        latitude: row.try_get("latitude")?,
+        longitude: row.try_get("longitude")?,
+        accuracy_radius_km: row.try_get("accuracy_radius_km")?,
+        image_format: row.try_get("image_format")?,
+        image_bytes: row.try_get("image_bytes")?,
+        image_width: row.try_get("image_width")?,
+        image_height: row.try_get("image_height")?,
+        image_sha256: row.try_get("image_sha256")?,
+        occurred_at: time(row, "occurred_at")?,
+        utc_offset_secs: row.try_get("utc_offset_secs")?,
+        received_at: time(row, "received_at")?,
+    }
+    .into_record()
+}
+
+const LOG_COLUMNS: &str = "id, event_id, employee_id, device_id, username, hostname, local_ips, \
+    reported_public_ip, observed_ip, city, region, country, country_code, latitude, longitude, \
+    accuracy_radius_km, image_format, image_bytes, image_width, image_height, image_sha256, \
+    occurred_at, utc_offset_secs, received_at";
+
+fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Sqlite>, q: &ListQuery, id_column: &str) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(e) = q.employee_id {
+        qb.push(" AND employee_id = ").push_bind(e);
+    }
+    if let Some(from) = q.from {
+        qb.push(" AND occurred_at >= ").push_bind(micros(from));
+    }
+    if let Some(to) = q.to {
+        qb.push(" AND occurred_at < ").push_bind(micros(to));
+    }
+    if let Some(c) = q.after {
+        qb.push(format_args!(" AND (occurred_at, {id_column}) < ("))
+            .push_bind(micros(c.occurred_at))
+            .push(", ")
+            .push_bind(c.id)
+            .push(")");
+    }
+    qb.push(format_args!(
+        " ORDER BY occurred_at DESC, {id_column} DESC LIMIT "
+    ))
+    .push_bind(i64::from(q.limit));
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn prepare(&self, _now: DateTime<Utc>, _retention_days: u32) -> StoreResult<()> {
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn create_employee(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<EmployeeRef> {
+        let row = sqlx::query(
+            "INSERT INTO employees (username, display_name, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT (username) DO NOTHING RETURNING id, username, display_name",
+        )
+        .bind(username)
+        .bind(display_name)
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("employee {username:?} already exists")))?;
+        Ok(employee_ref(&row)?)
+    }
+
+    async fn employee(&self, id: i64) -> StoreResult<(EmployeeRef, bool, DateTime<Utc>)> {
+        let row =
+            sqlx::query("SELECT id, username, display_name, active, created_at FROM employees WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound("employee"))?;
+        Ok((
+            employee_ref(&row)?,
+            row.try_get("active")?,
+            time(&row, "created_at")?,
+        ))
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn set_employee_active(&self, id: i64, active: bool) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE employees SET active = ? WHERE id = ?")
+            .bind(active)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("employee"));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn employees_with_presence(
+        &self,
+    ) -> StoreResult<Vec<(EmployeeRef, bool, DateTime<Utc>, Option<Presence>)>> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.username, e.display_name, e.active, e.created_at, \
+                    p.status, p.hostname, p.occurred_at \
+             FROM employees e LEFT JOIN device_presence p ON p.device_id = ( \
+                 SELECT device_id FROM device_presence WHERE employee_id = e.id \
+                 ORDER BY occurred_at DESC LIMIT 1) \
+             ORDER BY e.username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let who = employee_ref(row)?;
+                let status: Option<String> = row.try_get("status")?;
+                let presence = match status {
+                    Some(s) => Some(Presence {
+                        employee_id: who.id,
+                        status: parse_status(&s)?,
+                        hostname: row.try_get("hostname")?,
+                        occurred_at: time(row, "occurred_at")?,
+                    }),
+                    None => None,
+                };
+                Ok((who, row.try_get("active")?, time(row, "created_at")?, presence))
+            })
+            .collect()
+    }
+
+    async fn add_enrollment_code(
+        &self,
+        employee_id: i64,
+        code_hash: &TokenHash,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO enrollment_codes (code_hash, employee_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(&code_hash[..])
+            .bind(employee_id)
+            .bind(micros(now))
+            .bind(micros(expires_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn redeem_enrollment_code(
+        &self,
+        code_hash: &TokenHash,
+        username: &str,
+        hostname: &str,
+        token_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(EmployeeRef, i64)> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(
+            "SELECT e.id, e.username, e.display_name FROM enrollment_codes c \
+             JOIN employees e ON e.id = c.employee_id \
+             WHERE c.code_hash = ? AND c.used_at IS NULL AND c.expires_at > ? AND e.active",
+        )
+        .bind(&code_hash[..])
+        .bind(micros(now))
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::InvalidCode)?;
+        let who = employee_ref(&row)?;
+        let device_id: i64 = sqlx::query_scalar(
+            "INSERT INTO devices (employee_id, token_hash, username, hostname, created_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(who.id)
+        .bind(&token_hash[..])
+        .bind(username)
+        .bind(hostname)
+        .bind(micros(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE enrollment_codes SET used_at = ?, device_id = ? WHERE code_hash = ?")
+            .bind(micros(now))
+            .bind(device_id)
+            .bind(&code_hash[..])
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((who, device_id))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn device_by_token(&self, token_hash: &TokenHash) -> StoreResult<Option<DeviceIdentity>> {
+        let row = sqlx::query(
+            "SELECT d.id AS device_id, d.revoked_at IS NOT NULL AS revoked, \
+                    e.id, e.username, e.display_name, e.active \
+             FROM devices d JOIN employees e ON e.id = d.employee_id WHERE d.token_hash = ?",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(DeviceIdentity {
+                device_id: row.try_get("device_id")?,
+                employee: employee_ref(&row)?,
+                employee_active: row.try_get("active")?,
+                revoked: row.try_get("revoked")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn devices(&self, employee_id: i64) -> StoreResult<Vec<Device>> {
+        let rows = sqlx::query(
+            "SELECT id, employee_id, username, hostname, created_at, revoked_at FROM devices \
+             WHERE employee_id = ? ORDER BY id",
+        )
+        .bind(employee_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(device).collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn revoke_device(&self, device_id: i64, now: DateTime<Utc>) -> StoreResult<Device> {
+        let row = sqlx::query(
+            "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? \
+             RETURNING id, employee_id, username, hostname, created_at, revoked_at",
+        )
+        .bind(micros(now))
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("device"))?;
+        device(&row)
+    }
+
+    async fn add_admin_token(
+        &self,
+        token_hash: &TokenHash,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO admin_tokens (token_hash, label, created_at) VALUES (?, ?, ?)")
+            .bind(&token_hash[..])
+            .bind(label)
+            .bind(micros(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn admin_token_valid(&self, token_hash: &TokenHash) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL")
+                .bind(&token_hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    #[tracing::instrument(skip_all, fields(batch = batch.len()))]
+    async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut stored = Vec::with_capacity(batch.len());
+        for h in batch {
+            let done = sqlx::query(
+                "INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
+                     status, occurred_at, utc_offset_secs, received_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(h.event_id)
+            .bind(h.employee_id)
+            .bind(h.device_id)
+            .bind(&h.username)
+            .bind(&h.hostname)
+            .bind(h.status.as_str())
+            .bind(micros(h.timestamp.with_timezone(&Utc)))
+            .bind(h.timestamp.offset().local_minus_utc())
+            .bind(micros(h.received_at))
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                stored.push(h.event_id);
+            }
+        }
+        let (answers, latest) = super::settle_heartbeats(batch, &stored);
+        for h in latest {
+            sqlx::query(
+                "INSERT INTO device_presence (device_id, employee_id, status, hostname, occurred_at, received_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (device_id) DO UPDATE SET employee_id = excluded.employee_id, \
+                     status = excluded.status, hostname = excluded.hostname, \
+                     occurred_at = excluded.occurred_at, received_at = excluded.received_at \
+                 WHERE device_presence.occurred_at < excluded.occurred_at",
+            )
+            .bind(h.device_id)
+            .bind(h.employee_id)
+            .bind(h.status.as_str())
+            .bind(&h.hostname)
+            .bind(micros(h.timestamp.with_timezone(&Utc)))
+            .bind(micros(h.received_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut first_seen = HashMap::new();
+        for (h, a) in batch.iter().zip(&answers) {
+            if a.is_none() {
+                let row = sqlx::query(
+                    "SELECT received_at FROM employee_heartbeats WHERE event_id = ? AND occurred_at = ?",
+                )
+                .bind(h.event_id)
+                .bind(micros(h.timestamp.with_timezone(&Utc)))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = row {
+                    first_seen.insert(h.event_id, time(&row, "received_at")?);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(super::answer_heartbeats(batch, answers, &first_seen))
+    }
+
+    async fn heartbeats(&self, q: &ListQuery) -> StoreResult<Vec<HeartbeatRecord>> {
+        let mut qb = QueryBuilder::new(
+            "SELECT event_id, employee_id, device_id, username, hostname, status, occurred_at, \
+             utc_offset_secs, received_at FROM employee_heartbeats",
+        );
+        push_filters(&mut qb, q, "event_id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HeartbeatRecord {
+                    event_id: row.try_get("event_id")?,
+                    employee_id: row.try_get("employee_id")?,
+                    device_id: row.try_get("device_id")?,
+                    username: row.try_get("username")?,
+                    hostname: row.try_get("hostname")?,
+                    status: parse_status(row.try_get("status")?)?,
+                    timestamp: with_offset(time(row, "occurred_at")?, row.try_get("utc_offset_secs")?)?,
+                    received_at: time(row, "received_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_by_event(&self, event_id: Uuid) -> StoreResult<Option<LogRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {LOG_COLUMNS} FROM employee_logs WHERE event_id = ?"
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(log_record).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(event_id = %log.record.event_id))]
+    async fn insert_log(&self, log: &NewLog) -> StoreResult<LogInsert> {
+        let r = &log.record;
+        let loc = r.location.as_ref();
+        let local_ips: Vec<String> = r.local_ips.iter().map(ToString::to_string).collect();
+        let done = sqlx::query(
+            "INSERT INTO employee_logs (id, event_id, employee_id, device_id, username, hostname, local_ips, \
+                 reported_public_ip, observed_ip, city, region, country, country_code, latitude, longitude, \
+                 accuracy_radius_km, screenshot_path, image_format, image_bytes, image_width, image_height, \
+                 image_sha256, occurred_at, utc_offset_secs, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(r.id)
+        .bind(r.event_id)
+        .bind(r.employee_id)
+        .bind(r.device_id)
+        .bind(&r.username)
+        .bind(&r.hostname)
+        .bind(serde_json::to_string(&local_ips).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(r.reported_public_ip.map(|ip| ip.to_string()))
+        .bind(r.observed_ip.to_string())
+        .bind(loc.and_then(|l| l.city.clone()))
+        .bind(loc.and_then(|l| l.region.clone()))
+        .bind(loc.and_then(|l| l.country.clone()))
+        .bind(loc.and_then(|l| l.country_code.clone()))
+        .bind(loc.and_then(|l| l.latitude))
+        .bind(loc.and_then(|l| l.longitude))
+        .bind(loc.and_then(|l| l.accuracy_radius_km).map(i32::from))
+        .bind(&log.screenshot_path)
+        .bind(r.image.format.as_str())
+        .bind(i64::try_from(r.image.bytes).unwrap_or(i64::MAX))
+        .bind(i32::try_from(r.image.width).unwrap_or(i32::MAX))
+        .bind(i32::try_from(r.image.height).unwrap_or(i32::MAX))
+        .bind(&r.image.sha256)
+        .bind(micros(r.timestamp.with_timezone(&Utc)))
+        .bind(r.timestamp.offset().local_minus_utc())
+        .bind(micros(r.received_at))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(LogInsert::Stored(r.clone()));
+        }
+        let first = self
+            .log_by_event(r.event_id)
+            .await?
+            .ok_or(StoreError::NotFound("log"))?;
+        Ok(LogInsert::Duplicate(first))
+    }
+
+    async fn logs(&self, q: &ListQuery) -> StoreResult<Vec<LogRecord>> {
+        let mut qb = QueryBuilder::new(format!("SELECT {LOG_COLUMNS} FROM employee_logs"));
+        push_filters(&mut qb, q, "id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(log_record).collect()
+    }
+
+    async fn log(&self, id: Uuid) -> StoreResult<Option<(LogRecord, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {LOG_COLUMNS}, screenshot_path FROM employee_logs WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((log_record(&row)?, row.try_get("screenshot_path")?)))
+            .transpose()
+    }
+
+    async fn screenshot_paths_with_prefix(&self, prefix: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT screenshot_path FROM employee_logs WHERE substr(screenshot_path, 1, length(?1)) = ?1",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn purge_heartbeats(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<HeartbeatPurge> {
+        let mut purge = HeartbeatPurge::default();
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM employee_heartbeats WHERE (event_id, occurred_at) IN ( \
+                     SELECT event_id, occurred_at FROM employee_heartbeats WHERE occurred_at < ? LIMIT ?)",
+            )
+            .bind(micros(cutoff))
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await?;
+            purge.rows += done.rows_affected();
+            if done.rows_affected() < u64::from(batch) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(purge)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn purge_logs(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<Vec<PurgedLog>> {
+        let paths: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM employee_logs WHERE id IN ( \
+                 SELECT id FROM employee_logs WHERE occurred_at < ? ORDER BY occurred_at LIMIT ?) \
+             RETURNING screenshot_path",
+        )
+        .bind(micros(cutoff))
+        .bind(i64::from(batch))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(paths
+            .into_iter()
+            .map(|screenshot_path| PurgedLog { screenshot_path })
+            .collect())
+    }
+}

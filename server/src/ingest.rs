@@ -1,0 +1,304 @@
+//! Ingest: validation shared by every event, the group-commit writer for
+//! heartbeats, and the detailed-log pipeline (file first, then row).
+//!
+//! Heartbeats are acknowledged only once committed. Many arrive at once, so
+//! each request hands its heartbeat to a writer task and waits; a writer takes
+//! everything queued (up to `MAX_BATCH`) and stores it in one commit. With two
+//! writers one batch commits while the next fills. Nothing waits on a timer.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, FixedOffset, SubsecRound as _, Utc};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use wfh_protocol::{EventAccepted, HeartbeatRequest, ImageInfo, LogMeta, LogRecord};
+
+use crate::auth::Device;
+use crate::db::{screenshot_url, LogInsert, NewHeartbeat, NewLog, Store};
+use crate::error::ApiError;
+use crate::metrics::{Metrics, OutcomeLabel};
+use crate::screenshots::{self, Screenshots};
+use crate::state::AppState;
+
+pub const MAX_BATCH: usize = 2048;
+const WRITERS: usize = 2;
+const QUEUE: usize = 16_384;
+const MAX_NAME_LEN: usize = 256;
+const MAX_LOCAL_IPS: usize = 64;
+
+type Reply = oneshot::Sender<Result<EventAccepted, Arc<crate::db::StoreError>>>;
+
+/// Handle to the heartbeat writers. [`HeartbeatWriter::close`] (or dropping
+/// every handle) lets them store what is queued and stop.
+#[derive(Debug, Clone)]
+pub struct HeartbeatWriter {
+    tx: mpsc::Sender<(NewHeartbeat, Reply)>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl HeartbeatWriter {
+    pub fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> (Self, Vec<JoinHandle<()>>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let (stop, stopped) = watch::channel(false);
+        let tasks = (0..WRITERS)
+            .map(|_| {
+                tokio::spawn(write_batches(
+                    rx.clone(),
+                    stopped.clone(),
+                    store.clone(),
+                    metrics.clone(),
+                ))
+            })
+            .collect();
+        (
+            Self {
+                tx,
+                stop: Arc::new(stop),
+            },
+            tasks,
+        )
+    }
+
+    /// Refuse new heartbeats (503); the writers store what is queued, then end.
+    pub fn close(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    pub async fn submit(&self, hb: NewHeartbeat) -> Result<EventAccepted, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((hb, reply))
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        match answer.await.map_err(|_| ApiError::Unavailable)? {
+            Ok(accepted) => Ok(accepted),
+            Err(e) => Err(ApiError::internal(std::io::Error::other(format!(
+                "storing heartbeats: {e}"
+            )))),
+        }
+    }
+}
+
+async fn write_batches(
+    rx: Arc<Mutex<mpsc::Receiver<(NewHeartbeat, Reply)>>>,
+    mut stop: watch::Receiver<bool>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            let mut rx = rx.lock().await;
+            let received = tokio::select! {
+                n = rx.recv_many(&mut jobs, MAX_BATCH) => n,
+                () = stopped(&mut stop) => {
+                    rx.close();
+                    rx.recv_many(&mut jobs, MAX_BATCH).await
+                }
+            };
+            if received == 0 {
+                return;
+            }
+        }
+        let (batch, replies): (Vec<_>, Vec<_>) = jobs.drain(..).unzip();
+        metrics.heartbeat_batch_size.observe(batch.len() as f64);
+        match store.insert_heartbeats(&batch).await {
+            Ok(answers) => {
+                for ((hb, answer), reply) in batch.iter().zip(answers).zip(replies) {
+                    let outcome = if answer.received_at == hb.received_at {
+                        "stored"
+                    } else {
+                        "duplicate"
+                    };
+                    metrics.heartbeats.get_or_create(&OutcomeLabel { outcome }).inc();
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = batch.len(), "storing a heartbeat batch failed");
+                let e = Arc::new(e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await.map(drop);
+}
+
+pub(crate) fn check_name(field: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::field(field, "must not be empty"));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(ApiError::field(
+            field,
+            format!("longer than {MAX_NAME_LEN} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::field(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// A device timestamp must fall inside what the server keeps, and not in the future.
+fn check_timestamp(state: &AppState, ts: DateTime<FixedOffset>) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    let oldest = now - Duration::days(i64::from(state.config.retention_days));
+    let newest = now + Duration::seconds(i64::try_from(state.config.max_clock_skew_secs).unwrap_or(i64::MAX));
+    let t = ts.with_timezone(&Utc);
+    if t < oldest {
+        return Err(ApiError::field(
+            "timestamp",
+            format!(
+                "older than the {}-day retention period",
+                state.config.retention_days
+            ),
+        ));
+    }
+    if t > newest {
+        return Err(ApiError::field("timestamp", "in the future"));
+    }
+    Ok(())
+}
+
+/// Both engines store microseconds: normalise first, so a retry answers
+/// exactly what the first delivery did.
+fn micros<Tz: chrono::TimeZone>(t: DateTime<Tz>) -> DateTime<Tz> {
+    t.trunc_subsecs(6)
+}
+
+pub async fn heartbeat(
+    state: &AppState,
+    device: &Device,
+    req: HeartbeatRequest,
+) -> Result<EventAccepted, ApiError> {
+    check_name("username", &req.username)?;
+    check_name("hostname", &req.hostname)?;
+    check_timestamp(state, req.timestamp)?;
+    state
+        .heartbeats
+        .submit(NewHeartbeat {
+            event_id: req.event_id,
+            employee_id: device.employee.id,
+            device_id: device.device_id,
+            username: req.username,
+            hostname: req.hostname,
+            status: req.status,
+            timestamp: micros(req.timestamp),
+            received_at: micros(state.clock.now()),
+        })
+        .await
+}
+
+/// Store a detailed log: validate, write the screenshot, then the row.
+pub async fn log(
+    state: &AppState,
+    device: &Device,
+    meta: LogMeta,
+    image: bytes::Bytes,
+    observed_ip: IpAddr,
+) -> Result<LogRecord, ApiError> {
+    check_name("username", &meta.username)?;
+    check_name("hostname", &meta.hostname)?;
+    check_timestamp(state, meta.timestamp)?;
+    if meta.local_ips.len() > MAX_LOCAL_IPS {
+        return Err(ApiError::field(
+            "local_ips",
+            format!("more than {MAX_LOCAL_IPS} addresses"),
+        ));
+    }
+    if let Some(first) = state.store.log_by_event(meta.event_id).await? {
+        state
+            .metrics
+            .logs
+            .get_or_create(&OutcomeLabel { outcome: "duplicate" })
+            .inc();
+        return same_device(first, device);
+    }
+    let inspected =
+        screenshots::inspect(&image).map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+    let id = Uuid::new_v4();
+    let received_at = micros(state.clock.now());
+    let path = Screenshots::relative_path(received_at, id, inspected.format);
+    let record = LogRecord {
+        id,
+        event_id: meta.event_id,
+        employee_id: device.employee.id,
+        device_id: device.device_id,
+        username: meta.username,
+        hostname: meta.hostname,
+        local_ips: meta.local_ips,
+        reported_public_ip: meta.public_ip,
+        observed_ip,
+        location: state.geoip.lookup(observed_ip),
+        timestamp: micros(meta.timestamp),
+        received_at,
+        image: ImageInfo {
+            format: inspected.format,
+            bytes: image.len() as u64,
+            width: inspected.width,
+            height: inspected.height,
+            sha256: hex(&Sha256::digest(&image)),
+            url: screenshot_url(id),
+        },
+    };
+    state
+        .screenshots
+        .write(&path, image)
+        .await
+        .map_err(ApiError::internal)?;
+    let inserted = state
+        .store
+        .insert_log(&NewLog {
+            record,
+            screenshot_path: path.clone(),
+        })
+        .await;
+    match inserted {
+        Ok(LogInsert::Stored(r)) => {
+            state
+                .metrics
+                .logs
+                .get_or_create(&OutcomeLabel { outcome: "stored" })
+                .inc();
+            Ok(r)
+        }
+        Ok(LogInsert::Duplicate(first)) => {
+            // A concurrent retry won the race: keep its file, drop ours.
+            let _ = state.screenshots.remove(&path).await;
+            same_device(first, device)
+        }
+        Err(e) => {
+            let _ = state.screenshots.remove(&path).await;
+            Err(e.into())
+        }
+    }
+}
+
+fn same_device(first: LogRecord, device: &Device) -> Result<LogRecord, ApiError> {
+    if first.device_id != device.device_id {
+        return Err(ApiError::Conflict(
+            "this event_id was already used by another device".into(),
+        ));
+    }
+    Ok(first)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,23 @@
+//! WFH Monitor server: authenticated ingest of heartbeats and detailed logs,
+//! storage on PostgreSQL or SQLite, 30-day retention, and the admin API.
+//!
+//! `main.rs` only parses arguments; everything lives here so tests can call it.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod geoip;
+pub mod ingest;
+pub mod metrics;
+pub mod openapi;
+pub mod retention;
+pub mod routes;
+pub mod screenshots;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::Application;

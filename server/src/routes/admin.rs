@@ -1,0 +1,421 @@
+//! Admin API (`/api/admin/...`), for admin tokens only.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply as _};
+use wfh_protocol::admin::{
+    CreatedEmployee, Device, Employee, EmployeeList, EnrollmentCode, NewEmployee, Page,
+};
+
+use super::{admin, json, reject};
+use crate::db::{employee_view, Cursor, ListQuery};
+use crate::error::ApiError;
+use crate::state::{with_state, AppState};
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+pub fn routes(
+    state: &AppState,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
+    let base = with_state(state);
+    let list_employees = base
+        .clone()
+        .and(warp::path!("employees"))
+        .and(warp::get())
+        .and_then(list_employees);
+    let add_employee = base
+        .clone()
+        .and(warp::path!("employees"))
+        .and(warp::post())
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::json())
+        .and_then(add_employee);
+    let get_employee = base
+        .clone()
+        .and(warp::path!("employees" / i64))
+        .and(warp::get())
+        .and_then(get_employee);
+    let set_active = base
+        .clone()
+        .and(warp::path!("employees" / i64 / String))
+        .and(warp::post())
+        .and_then(set_active);
+    let devices = base
+        .clone()
+        .and(warp::path!("employees" / i64 / "devices"))
+        .and(warp::get())
+        .and_then(list_devices);
+    let new_code = base
+        .clone()
+        .and(warp::path!("employees" / i64 / "enrollment-codes"))
+        .and(warp::post())
+        .and_then(new_code);
+    let revoke = base
+        .clone()
+        .and(warp::path!("devices" / i64 / "revoke"))
+        .and(warp::post())
+        .and_then(revoke_device);
+    let heartbeats = base
+        .clone()
+        .and(warp::path!("heartbeats"))
+        .and(warp::get())
+        .and(warp::query::<ListParams>())
+        .and_then(list_heartbeats);
+    let logs = base
+        .clone()
+        .and(warp::path!("logs"))
+        .and(warp::get())
+        .and(warp::query::<ListParams>())
+        .and_then(list_logs);
+    let log = base
+        .clone()
+        .and(warp::path!("logs" / Uuid))
+        .and(warp::get())
+        .and_then(get_log);
+    let screenshot = base
+        .and(warp::path!("logs" / Uuid / "screenshot"))
+        .and(warp::get())
+        .and_then(screenshot);
+    let any = list_employees
+        .or(add_employee)
+        .unify()
+        .or(get_employee)
+        .unify()
+        .or(devices)
+        .unify()
+        .or(new_code)
+        .unify()
+        .or(set_active)
+        .unify()
+        .or(revoke)
+        .unify()
+        .or(heartbeats)
+        .unify()
+        .or(logs)
+        .unify()
+        .or(log)
+        .unify()
+        .or(screenshot)
+        .unify();
+    // Authentication once, after the prefix match.
+    warp::path("api")
+        .and(warp::path("admin"))
+        .and(admin(state))
+        .and(any)
+}
+
+/// Query of the two listings. Dates are RFC 3339 or `YYYY-MM-DD` (UTC; `to`
+/// as a date includes that whole day).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub employee_id: Option<i64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// 1 to 1000; default 100.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn parse_bound(field: &'static str, s: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| ApiError::field(field, "expected RFC 3339 or YYYY-MM-DD"))?;
+    let day = if end_of_day { day + Duration::days(1) } else { day };
+    Ok(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+}
+
+impl ListParams {
+    fn query(&self) -> Result<ListQuery, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::field(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let q = ListQuery {
+            employee_id: self.employee_id,
+            from: self
+                .from
+                .as_deref()
+                .map(|s| parse_bound("from", s, false))
+                .transpose()?,
+            to: self
+                .to
+                .as_deref()
+                .map(|s| parse_bound("to", s, true))
+                .transpose()?,
+            limit,
+            after: self
+                .cursor
+                .as_deref()
+                .map(|c| {
+                    Cursor::decode(c).ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))
+                })
+                .transpose()?,
+        };
+        if let (Some(from), Some(to)) = (q.from, q.to) {
+            if from > to {
+                return Err(ApiError::field("from", "is after `to`"));
+            }
+        }
+        Ok(q)
+    }
+}
+
+fn page<T>(items: Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Page<T> {
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|last| key(last).encode()))
+        .flatten();
+    Page { items, next_cursor }
+}
+
+async fn employee_with_presence(state: &AppState, id: i64) -> Result<Employee, ApiError> {
+    let now = state.clock.now();
+    state
+        .store
+        .employees_with_presence()
+        .await?
+        .into_iter()
+        .find(|(e, ..)| e.id == id)
+        .map(|(e, active, created, presence)| {
+            employee_view(
+                e,
+                active,
+                created,
+                presence,
+                now,
+                state.config.heartbeat_interval_secs,
+            )
+        })
+        .ok_or(ApiError::NotFound("employee"))
+}
+
+/// Every employee, with last-seen time and presence status.
+#[utoipa::path(get, path = "/api/admin/employees", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = EmployeeList), (status = 401, body = wfh_protocol::ErrorBody),
+              (status = 403, body = wfh_protocol::ErrorBody)))]
+pub async fn list_employees(state: AppState) -> Result<warp::reply::Response, Rejection> {
+    let now = state.clock.now();
+    let interval = state.config.heartbeat_interval_secs;
+    let employees = state
+        .store
+        .employees_with_presence()
+        .await
+        .map_err(reject)?
+        .into_iter()
+        .map(|(e, active, created, presence)| employee_view(e, active, created, presence, now, interval))
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &EmployeeList {
+            employees,
+            heartbeat_interval_secs: interval,
+        },
+    ))
+}
+
+/// Create an employee code and enrolment code (shown once).
+pub async fn create_employee(
+    state: &AppState,
+    username: &str,
+    display_name: Option<&str>,
+) -> Result<CreatedEmployee, ApiError> {
+    crate::ingest::check_name("username", username)?;
+    let who = state
+        .store
+        .create_employee(username.trim(), display_name.map(str::trim), state.clock.now())
+        .await?;
+    let enrollment = issue_code(state, who.id).await?;
+    tracing::info!(employee = who.id, "employee added");
+    Ok(CreatedEmployee {
+        employee: employee_with_presence(state, who.id).await?,
+        enrollment,
+    })
+}
+
+pub async fn issue_code(state: &AppState, employee_id: i64) -> Result<EnrollmentCode, ApiError> {
+    let code = crate::auth::new_enrollment_code();
+    let now = state.clock.now();
+    let ttl = i64::try_from(state.config.enrollment_code_ttl_hours).unwrap_or(24 * 365);
+    let expires_at = now + Duration::hours(ttl);
+    state
+        .store
+        .add_enrollment_code(
+            employee_id,
+            &crate::auth::hash_enrollment_code(&code),
+            now,
+            expires_at,
+        )
+        .await?;
+    Ok(EnrollmentCode {
+        employee_id,
+        code,
+        expires_at,
+    })
+}
+
+/// Add an employee; answers with a fresh enrolment code.
+#[utoipa::path(post, path = "/api/admin/employees", tag = "admin", security(("admin_token" = [])),
+    request_body = NewEmployee,
+    responses((status = 201, body = CreatedEmployee), (status = 409, body = wfh_protocol::ErrorBody)))]
+pub async fn add_employee(state: AppState, new: NewEmployee) -> Result<warp::reply::Response, Rejection> {
+    let created = create_employee(&state, &new.username, new.display_name.as_deref()).await?;
+    Ok(json(StatusCode::CREATED, &created))
+}
+
+/// One employee.
+#[utoipa::path(get, path = "/api/admin/employees/{id}", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = Employee), (status = 404, body = wfh_protocol::ErrorBody)))]
+pub async fn get_employee(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
+    Ok(json(StatusCode::OK, &employee_with_presence(&state, id).await?))
+}
+
+/// `POST /api/admin/employees/{id}/disable` or `/enable`. A disabled employee's
+/// devices are refused (403) until enabled again.
+#[utoipa::path(post, path = "/api/admin/employees/{id}/{action}", tag = "admin", security(("admin_token" = [])),
+    params(("action" = String, Path, description = "`disable` or `enable`")),
+    responses((status = 200, body = Employee), (status = 404, body = wfh_protocol::ErrorBody)))]
+pub async fn set_active(
+    state: AppState,
+    id: i64,
+    action: String,
+) -> Result<warp::reply::Response, Rejection> {
+    let active = match action.as_str() {
+        "disable" => false,
+        "enable" => true,
+        _ => return Err(warp::reject::not_found()),
+    };
+    state
+        .store
+        .set_employee_active(id, active)
+        .await
+        .map_err(reject)?;
+    state.auth.forget_devices();
+    tracing::info!(employee = id, active, "employee status changed");
+    Ok(json(StatusCode::OK, &employee_with_presence(&state, id).await?))
+}
+
+/// An employee's devices.
+#[utoipa::path(get, path = "/api/admin/employees/{id}/devices", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = Vec<Device>)))]
+pub async fn list_devices(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
+    state.store.employee(id).await.map_err(reject)?;
+    Ok(json(
+        StatusCode::OK,
+        &state.store.devices(id).await.map_err(reject)?,
+    ))
+}
+
+/// Issue another enrolment code (a new laptop, a lost code).
+#[utoipa::path(post, path = "/api/admin/employees/{id}/enrollment-codes", tag = "admin",
+    security(("admin_token" = [])), responses((status = 201, body = EnrollmentCode)))]
+pub async fn new_code(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
+    state.store.employee(id).await.map_err(reject)?;
+    Ok(json(StatusCode::CREATED, &issue_code(&state, id).await?))
+}
+
+/// Revoke a device: its token stops working at once.
+#[utoipa::path(post, path = "/api/admin/devices/{id}/revoke", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = Device), (status = 404, body = wfh_protocol::ErrorBody)))]
+pub async fn revoke_device(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
+    let device = state
+        .store
+        .revoke_device(id, state.clock.now())
+        .await
+        .map_err(reject)?;
+    state.auth.forget_devices();
+    tracing::info!(device = id, "device revoked");
+    Ok(json(StatusCode::OK, &device))
+}
+
+/// Heartbeats, newest first, filtered and paginated.
+#[utoipa::path(get, path = "/api/admin/heartbeats", tag = "admin", security(("admin_token" = [])),
+    params(ListParams), responses((status = 200, body = Page<wfh_protocol::admin::HeartbeatRecord>)))]
+pub async fn list_heartbeats(
+    state: AppState,
+    params: ListParams,
+) -> Result<warp::reply::Response, Rejection> {
+    let q = params.query()?;
+    let items = state.store.heartbeats(&q).await.map_err(reject)?;
+    Ok(json(
+        StatusCode::OK,
+        &page(items, q.limit, |h| Cursor {
+            occurred_at: h.timestamp.with_timezone(&Utc),
+            id: h.event_id,
+        }),
+    ))
+}
+
+/// Detailed logs, newest first, filtered and paginated.
+#[utoipa::path(get, path = "/api/admin/logs", tag = "admin", security(("admin_token" = [])),
+    params(ListParams), responses((status = 200, body = Page<wfh_protocol::LogRecord>)))]
+pub async fn list_logs(state: AppState, params: ListParams) -> Result<warp::reply::Response, Rejection> {
+    let q = params.query()?;
+    let items = state.store.logs(&q).await.map_err(reject)?;
+    Ok(json(
+        StatusCode::OK,
+        &page(items, q.limit, |l| Cursor {
+            occurred_at: l.timestamp.with_timezone(&Utc),
+            id: l.id,
+        }),
+    ))
+}
+
+/// One detailed log.
+#[utoipa::path(get, path = "/api/admin/logs/{id}", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = wfh_protocol::LogRecord), (status = 404, body = wfh_protocol::ErrorBody)))]
+pub async fn get_log(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
+    let (record, _) = state
+        .store
+        .log(id)
+        .await
+        .map_err(reject)?
+        .ok_or(ApiError::NotFound("log"))?;
+    Ok(json(StatusCode::OK, &record))
+}
+
+/// The screenshot of a detailed log.
+#[utoipa::path(get, path = "/api/admin/logs/{id}/screenshot", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, content_type = "image/*", description = "the image as uploaded"),
+              (status = 404, body = wfh_protocol::ErrorBody)))]
+pub async fn screenshot(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
+    let (record, path) = state
+        .store
+        .log(id)
+        .await
+        .map_err(reject)?
+        .ok_or(ApiError::NotFound("log"))?;
+    let file = state
+        .screenshots
+        .resolve(&path)
+        .ok_or(ApiError::NotFound("screenshot"))?;
+    let bytes = match tokio::fs::read(&file).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(reject(ApiError::NotFound("screenshot")))
+        }
+        Err(e) => return Err(reject(ApiError::internal(e))),
+    };
+    let mut res = warp::reply::Response::new(bytes.into());
+    let h = res.headers_mut();
+    h.insert(
+        "content-type",
+        warp::http::HeaderValue::from_static(record.image.format.mime()),
+    );
+    h.insert(
+        "cache-control",
+        warp::http::HeaderValue::from_static("private, max-age=3600"),
+    );
+    if let Ok(v) = format!("inline; filename=\"{id}.{}\"", record.image.format.extension()).parse() {
+        h.insert("content-disposition", v);
+    }
+    Ok(res.into_response())
+}

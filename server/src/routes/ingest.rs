@@ -1,0 +1,172 @@
+//! Device-facing endpoints: enrolment, heartbeat, detailed log, whoami.
+
+use std::net::IpAddr;
+
+use bytes::{Buf as _, BufMut as _, BytesMut};
+use futures_util::TryStreamExt as _;
+use warp::http::StatusCode;
+use warp::multipart::FormData;
+use warp::{Filter, Rejection};
+use wfh_protocol::{EnrollRequest, EnrollResponse, HeartbeatRequest, LogMeta, WhoAmI};
+
+use super::{client_ip, device, json, reject};
+use crate::auth::{self, Device};
+use crate::db::StoreError;
+use crate::error::ApiError;
+use crate::state::{with_state, AppState};
+
+const JSON_LIMIT: u64 = 16 * 1024;
+const META_LIMIT: usize = 64 * 1024;
+/// Room for the `meta` part and multipart framing on top of the screenshot.
+const FORM_OVERHEAD: u64 = 256 * 1024;
+
+pub fn routes(
+    state: &AppState,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
+    let enroll = warp::path!("api" / "enroll")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(warp::body::content_length_limit(JSON_LIMIT))
+        .and(warp::body::json())
+        .and_then(enroll);
+    let heartbeat = warp::path!("api" / "heartbeat")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(device(state))
+        .and(warp::body::content_length_limit(JSON_LIMIT))
+        .and(warp::body::json())
+        .and_then(heartbeat);
+    let log = warp::path!("api" / "log")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(device(state))
+        .and(client_ip(state))
+        .and(warp::multipart::form().max_length(state.config.max_screenshot_bytes + FORM_OVERHEAD))
+        .and_then(log);
+    let whoami = warp::path!("api" / "whoami")
+        .and(warp::get())
+        .and(device(state))
+        .and(client_ip(state))
+        .map(whoami);
+    enroll.or(heartbeat).unify().or(log).unify().or(whoami).unify()
+}
+
+/// Trade an enrolment code for a device token.
+#[utoipa::path(post, path = "/api/enroll", tag = "agent", request_body = EnrollRequest,
+    responses((status = 201, body = EnrollResponse), (status = 401, body = wfh_protocol::ErrorBody),
+              (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn enroll(state: AppState, req: EnrollRequest) -> Result<warp::reply::Response, Rejection> {
+    crate::ingest::check_name("username", &req.username)?;
+    crate::ingest::check_name("hostname", &req.hostname)?;
+    let token = auth::new_device_token();
+    let redeemed = state
+        .store
+        .redeem_enrollment_code(
+            &auth::hash_enrollment_code(&req.code),
+            &req.username,
+            &req.hostname,
+            &auth::hash_secret(&token),
+            state.clock.now(),
+        )
+        .await;
+    let (employee, device_id) = match redeemed {
+        Ok(v) => v,
+        Err(StoreError::InvalidCode) => return Err(reject(ApiError::InvalidEnrollmentCode)),
+        Err(e) => return Err(reject(e)),
+    };
+    tracing::info!(employee = employee.id, device_id, hostname = %req.hostname, "device enrolled");
+    Ok(json(
+        StatusCode::CREATED,
+        &EnrollResponse {
+            token,
+            employee,
+            device_id,
+        },
+    ))
+}
+
+/// Record a heartbeat. A retry with the same `event_id` answers as the first did.
+#[utoipa::path(post, path = "/api/heartbeat", tag = "agent", request_body = HeartbeatRequest,
+    security(("device_token" = [])),
+    responses((status = 201, body = wfh_protocol::EventAccepted), (status = 400, body = wfh_protocol::ErrorBody),
+              (status = 401, body = wfh_protocol::ErrorBody), (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn heartbeat(
+    state: AppState,
+    device: Device,
+    req: HeartbeatRequest,
+) -> Result<warp::reply::Response, Rejection> {
+    let accepted = crate::ingest::heartbeat(&state, &device, req).await?;
+    Ok(json(StatusCode::CREATED, &accepted))
+}
+
+/// Upload a detailed log: `multipart/form-data` with a JSON part `meta`
+/// (`LogMeta`) and a part `screenshot` (PNG, JPEG or WebP).
+#[utoipa::path(post, path = "/api/log", tag = "agent",
+    request_body(content_type = "multipart/form-data", description = "parts `meta` (JSON LogMeta) and `screenshot` (image)"),
+    security(("device_token" = [])),
+    responses((status = 201, body = wfh_protocol::LogRecord), (status = 400, body = wfh_protocol::ErrorBody),
+              (status = 401, body = wfh_protocol::ErrorBody), (status = 413, body = wfh_protocol::ErrorBody),
+              (status = 415, body = wfh_protocol::ErrorBody), (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn log(
+    state: AppState,
+    device: Device,
+    ip: IpAddr,
+    form: FormData,
+) -> Result<warp::reply::Response, Rejection> {
+    let (meta, image) = read_log_form(form, state.config.max_screenshot_bytes).await?;
+    let record = crate::ingest::log(&state, &device, meta, image, ip).await?;
+    Ok(json(StatusCode::CREATED, &record))
+}
+
+/// The public address the server sees, so agents need no third-party service.
+#[utoipa::path(get, path = "/api/whoami", tag = "agent", security(("device_token" = [])),
+    responses((status = 200, body = WhoAmI), (status = 401, body = wfh_protocol::ErrorBody)))]
+pub fn whoami(device: Device, ip: IpAddr) -> warp::reply::Response {
+    json(
+        StatusCode::OK,
+        &WhoAmI {
+            ip,
+            employee: device.employee,
+            device_id: device.device_id,
+        },
+    )
+}
+
+async fn read_log_form(form: FormData, max_image: u64) -> Result<(LogMeta, bytes::Bytes), ApiError> {
+    let multipart = |e: warp::Error| ApiError::InvalidBody(format!("the multipart body is malformed: {e}"));
+    let mut meta = None;
+    let mut image = None;
+    let mut parts = Box::pin(form);
+    while let Some(part) = parts.try_next().await.map_err(multipart)? {
+        let name = part.name().to_owned();
+        let limit = match name.as_str() {
+            "meta" => META_LIMIT as u64,
+            "screenshot" => max_image,
+            other => return Err(ApiError::InvalidBody(format!("unexpected part `{other}`"))),
+        };
+        let mut buf = BytesMut::new();
+        let mut stream = Box::pin(part.stream());
+        while let Some(mut chunk) = stream.try_next().await.map_err(multipart)? {
+            if (buf.len() + chunk.remaining()) as u64 > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            while chunk.has_remaining() {
+                let piece = chunk.chunk();
+                let n = piece.len();
+                buf.put_slice(piece);
+                chunk.advance(n);
+            }
+        }
+        match name.as_str() {
+            "meta" => {
+                let parsed: LogMeta = serde_json::from_slice(&buf)
+                    .map_err(|e| ApiError::InvalidBody(format!("the `meta` part is not valid: {e}")))?;
+                meta = Some(parsed);
+            }
+            _ => image = Some(buf.freeze()),
+        }
+    }
+    let meta = meta.ok_or_else(|| ApiError::InvalidBody("the `meta` part is missing".into()))?;
+    let image = image.ok_or_else(|| ApiError::InvalidBody("the `screenshot` part is missing".into()))?;
+    Ok((meta, image))
+}

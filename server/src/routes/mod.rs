@@ -1,0 +1,145 @@
+//! The HTTP surface: one module per area, one `recover` at the edge.
+
+pub mod admin;
+pub mod health;
+pub mod ingest;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use warp::http::StatusCode;
+use warp::{Filter, Rejection};
+
+use crate::auth::{self, Device};
+use crate::error::{self, ApiError};
+use crate::metrics::{route_label, RequestLabels, RouteLabel};
+use crate::state::{with_state, AppState};
+
+/// The peer address of a connection, set by the server loop on every request.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Every route, with JSON errors, request logging and metrics.
+pub fn routes(state: &AppState) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
+    let metrics = state.metrics.clone();
+    let observe = warp::log::custom(move |info| {
+        let route = route_label(info.path());
+        let status = info.status().as_u16();
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method: info.method().to_string(),
+                status,
+            })
+            .inc();
+        metrics
+            .request_seconds
+            .get_or_create(&RouteLabel { route })
+            .observe(info.elapsed().as_secs_f64());
+        if info.status().is_server_error() {
+            tracing::warn!(method = %info.method(), path = info.path(), status, "request failed");
+        } else {
+            tracing::debug!(method = %info.method(), path = info.path(), status, elapsed_ms = info.elapsed().as_millis() as u64, "request");
+        }
+    });
+    health::routes(state)
+        .or(ingest::routes(state))
+        .unify()
+        .or(admin::routes(state))
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .with(observe)
+        .with(warp::reply::with::header("x-content-type-options", "nosniff"))
+}
+
+/// The device behind the bearer token.
+pub fn device(state: &AppState) -> impl Filter<Extract = (Device,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(with_state(state))
+        .and_then(|header: Option<String>, state: AppState| async move {
+            let token = auth::bearer(header.as_deref())?;
+            state.auth.device(token).await.map_err(Rejection::from)
+        })
+}
+
+/// Passes only with a valid admin token.
+pub fn admin(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(with_state(state))
+        .and_then(|header: Option<String>, state: AppState| async move {
+            let token = auth::bearer(header.as_deref())?;
+            state.auth.admin(token).await.map_err(Rejection::from)
+        })
+        .untuple_one()
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the
+/// right-most address in `X-Forwarded-For` that is not a trusted proxy.
+pub fn client_ip(state: &AppState) -> impl Filter<Extract = (IpAddr,), Error = Rejection> + Clone {
+    warp::ext::optional::<PeerAddr>()
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(with_state(state))
+        .map(|peer: Option<PeerAddr>, xff: Option<String>, state: AppState| {
+            let peer = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.0.ip());
+            resolve_client_ip(peer, xff.as_deref(), |ip| state.config.is_trusted_proxy(ip))
+        })
+}
+
+pub fn resolve_client_ip(peer: IpAddr, xff: Option<&str>, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    let peer = canonical(peer);
+    if !trusted(peer) {
+        return peer;
+    }
+    let Some(xff) = xff else { return peer };
+    let hops: Vec<IpAddr> = xff
+        .split(',')
+        .filter_map(|h| h.trim().parse::<IpAddr>().ok())
+        .map(canonical)
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !trusted(**ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// `::ffff:1.2.3.4` → `1.2.3.4`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// JSON with a status code.
+pub fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> warp::reply::Response {
+    use warp::Reply as _;
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+pub(crate) fn reject(e: impl Into<ApiError>) -> Rejection {
+    warp::reject::custom(e.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let trusted = |ip: IpAddr| ip == proxy;
+        let client = |peer: &str, xff| resolve_client_ip(peer.parse().unwrap(), xff, trusted).to_string();
+        assert_eq!(client("127.0.0.1", Some("81.2.69.142")), "81.2.69.142");
+        assert_eq!(
+            client("127.0.0.1", Some("6.6.6.6, 81.2.69.142, 127.0.0.1")),
+            "81.2.69.142"
+        );
+        assert_eq!(client("203.0.113.9", Some("81.2.69.142")), "203.0.113.9");
+        assert_eq!(client("127.0.0.1", Some("garbage")), "127.0.0.1");
+        assert_eq!(client("::ffff:203.0.113.9", None), "203.0.113.9");
+    }
+}

@@ -1,0 +1,235 @@
+//! Building and running the application: bind first (port 0 in tests), then
+//! serve HTTP or HTTPS with graceful shutdown, with the retention job beside.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tower_service::Service as _;
+
+use crate::auth::Authenticator;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::db;
+use crate::geoip::GeoIp;
+use crate::ingest::HeartbeatWriter;
+use crate::metrics::Metrics;
+use crate::routes::{self, PeerAddr};
+use crate::screenshots::Screenshots;
+use crate::state::AppState;
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] db::StoreError),
+    #[error("screenshot directory {path}: {source}")]
+    Screenshots { path: String, source: std::io::Error },
+    #[error("GeoIP database {path}: {source}")]
+    GeoIp {
+        path: String,
+        source: maxminddb::MaxMindDbError,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Everything the server needs, built; not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: AppState,
+    writers: Vec<JoinHandle<()>>,
+}
+
+/// The shared state without a listener: the CLI's commands use it too.
+pub async fn build_state(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<(AppState, Vec<JoinHandle<()>>), StartupError> {
+    let store = db::connect(&config).await?;
+    store.prepare(clock.now(), config.retention_days).await?;
+    let dir = config.screenshot_dir();
+    let screenshots = Screenshots::new(&dir).map_err(|source| StartupError::Screenshots {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let geoip = match &config.geoip_db {
+        Some(path) => GeoIp::open(path).map_err(|source| StartupError::GeoIp {
+            path: path.display().to_string(),
+            source,
+        })?,
+        None => GeoIp::disabled(),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let (heartbeats, writers) = HeartbeatWriter::spawn(store.clone(), metrics.clone());
+    let state = AppState {
+        auth: Arc::new(Authenticator::new(store.clone(), AUTH_CACHE_TTL)),
+        config: Arc::new(config),
+        store,
+        heartbeats,
+        screenshots,
+        geoip: Arc::new(geoip),
+        clock,
+        metrics,
+    };
+    Ok((state, writers))
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+            _ => None,
+        };
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let (state, writers) = build_state(config, clock).await?;
+        Ok(Self {
+            listener,
+            tls,
+            state,
+            writers,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves; then finish requests in flight (up to
+    /// `shutdown_timeout_secs`) and let the heartbeat writers drain.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Self {
+            listener,
+            tls,
+            state,
+            writers,
+        } = self;
+        let scheduler = crate::retention::schedule(state.clone())
+            .await
+            .map_err(|e| std::io::Error::other(format!("retention scheduler: {e}")))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %listener.local_addr()?, scheme, "serving");
+
+        let service = warp::service(routes::routes(&state));
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                let mut service = service.clone();
+                async move { service.call(req).await }
+            });
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let result = match tls {
+                    Some(tls) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                                watcher.watch(conn.into_owned()).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    None => {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: finishing requests in flight");
+        let limit = Duration::from_secs(state.config.shutdown_timeout_secs);
+        if tokio::time::timeout(limit, graceful.shutdown()).await.is_err() {
+            tracing::warn!("requests still in flight after {limit:?}; stopping anyway");
+        }
+        let mut scheduler = scheduler;
+        let _ = scheduler.shutdown().await;
+        state.heartbeats.close();
+        for writer in writers {
+            let _ = tokio::time::timeout(limit, writer).await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartupError> {
+    let tls = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
+        StartupError::Tls(format!("{what} {}: {e}", path.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| tls("certificate", cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls("certificate", cert, &e))?;
+    if certs.is_empty() {
+        return Err(tls("certificate", cert, &"no certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| tls("key", key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartupError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| StartupError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,32 @@
+//! What every handler shares, passed in through a `with_state()` filter.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::Filter;
+
+use crate::auth::Authenticator;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Store;
+use crate::geoip::GeoIp;
+use crate::ingest::HeartbeatWriter;
+use crate::metrics::Metrics;
+use crate::screenshots::Screenshots;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Authenticator>,
+    pub heartbeats: HeartbeatWriter,
+    pub screenshots: Screenshots,
+    pub geoip: Arc<GeoIp>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn with_state(state: &AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    let state = state.clone();
+    warp::any().map(move || state.clone())
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server, over HTTP(S), on PostgreSQL and SQLite.
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod bad_input;
+mod ingest;
+mod retention;
+mod tls;
