@@ -35,9 +35,20 @@ require_rust() {
   }
 }
 
-# The build tools every crate here needs (ring and SQLite compile C).
+# The build tools every crate here needs: ring and SQLite compile C; the
+# agent's screen capture (xcap) links libxcb, PipeWire and GBM and runs
+# bindgen (libclang).
 build_deps() {
-  apt_install build-essential pkg-config ca-certificates
+  apt_install build-essential pkg-config ca-certificates \
+    libxcb1-dev libxcb-randr0-dev libxcb-shm0-dev libdbus-1-dev \
+    libgbm-dev libegl-dev libwayland-dev libpipewire-0.3-dev libclang-dev
+}
+
+# What the agent's desktop tests need: a virtual X display, a D-Bus session,
+# a notification daemon, a Secret Service, the kernel keyring tools.
+desktop_deps() {
+  apt_install xvfb xauth x11-xserver-utils x11-utils xdotool dbus dbus-x11 \
+    dunst gnome-keyring libsecret-tools keyutils
 }
 
 # Start PostgreSQL (installing it if missing) and export WFH_TEST_POSTGRES_URL

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use wfh_protocol::{
-    EnrollRequest, EnrollResponse, ErrorBody, EventAccepted, HeartbeatRequest, LogMeta, LogRecord, WhoAmI,
+    AgentEventRequest, EnrollRequest, EnrollResponse, ErrorBody, EventAccepted, HeartbeatRequest, LogMeta,
+    LogRecord, WhoAmI,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -203,6 +204,20 @@ impl ApiClient {
             .post(self.url("api/log"))
             .bearer_auth(token.expose())
             .multipart(form);
+        decode(req.send().await).await
+    }
+
+    /// Report an agent event (startup, shutdown, missed log).
+    pub async fn event(
+        &self,
+        token: &DeviceToken,
+        ev: &AgentEventRequest,
+    ) -> Result<EventAccepted, ClientError> {
+        let req = self
+            .http
+            .post(self.url("api/event"))
+            .bearer_auth(token.expose())
+            .json(ev);
         decode(req.send().await).await
     }
 

@@ -1,7 +1,24 @@
-//! WFH Monitor agent.
+//! WFH Monitor agent: the engine inside the tray app, which also runs headless.
 //!
-//! This crate grows into the Tauri tray app and its headless engine (see the
-//! agent issues). Today it holds the agent's API client, which the server's
-//! integration tests use to drive the real server.
+//! * [`config`] — typed configuration, layered defaults → files → environment.
+//! * [`scheduler`] — exactly N detailed logs per working day at random times.
+//! * [`outbox`] — the on-disk outbox, day plans and sent log (SQLite).
+//! * [`delivery`] — sends the outbox with backoff; retries, sets aside, re-enrols.
+//! * [`engine`] — heartbeats, detailed logs, startup and shutdown events.
+//! * [`capture`], [`notify`], [`idle`], [`system`] — what the OS provides.
+//! * [`secrets`] — the device token in the OS keyring.
+//! * [`client`] — the one HTTP client (rustls), shared with the server's tests.
 
+pub mod capture;
+pub mod cli;
 pub mod client;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod engine;
+pub mod idle;
+pub mod notify;
+pub mod outbox;
+pub mod scheduler;
+pub mod secrets;
+pub mod system;

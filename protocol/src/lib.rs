@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -253,6 +253,86 @@ pub struct ImageInfo {
     pub url: String,
 }
 
+/// `POST /api/event`: something about the agent itself, not a measurement:
+/// it started (with the OS boot time), it is shutting down, or a planned
+/// detailed log could not be taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AgentEventRequest {
+    pub username: String,
+    pub hostname: String,
+    /// When it happened on the device, RFC 3339 with the device's UTC offset.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub timestamp: DateTime<FixedOffset>,
+    /// Chosen by the agent; a retry with the same id is stored once.
+    pub event_id: Uuid,
+    pub event: AgentEvent,
+}
+
+/// What happened. `kind` names the variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentEvent {
+    /// The agent started.
+    Startup {
+        /// When the operating system booted.
+        boot_time: DateTime<Utc>,
+        agent_version: String,
+        /// Operating system name and version.
+        os: String,
+    },
+    /// The agent is stopping cleanly (shutdown, log-off, service stop).
+    Shutdown { reason: ShutdownReason },
+    /// A planned detailed log of a working day was not taken.
+    LogMissed {
+        /// The working day (device-local date).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+        day: NaiveDate,
+        /// Which of the day's logs (0-based).
+        slot: u8,
+        reason: MissedReason,
+        /// Details for people, e.g. the capture error.
+        #[serde(default)]
+        detail: Option<String>,
+    },
+}
+
+impl AgentEvent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Startup { .. } => "startup",
+            Self::Shutdown { .. } => "shutdown",
+            Self::LogMissed { .. } => "log_missed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownReason {
+    /// The session is ending or the machine is shutting down (SIGTERM, log-off).
+    Session,
+    /// Stopped by hand (Ctrl-C, `systemctl stop`, Quit in the tray).
+    Stopped,
+}
+
+/// Why a planned detailed log was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MissedReason {
+    /// The computer was off or asleep, or the agent was not running, from the
+    /// planned time to the end of the working window.
+    NotRunning,
+    /// The employee had paused monitoring for the rest of the window.
+    Paused,
+    /// The screenshot could not be taken (no display, permission refused).
+    CaptureFailed,
+}
+
 /// `GET /api/whoami`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -357,6 +437,21 @@ pub mod admin {
         pub received_at: DateTime<Utc>,
     }
 
+    /// A stored agent event (startup, shutdown, missed log).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct AgentEventRecord {
+        pub event_id: Uuid,
+        pub employee_id: i64,
+        pub device_id: i64,
+        pub username: String,
+        pub hostname: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        pub timestamp: DateTime<FixedOffset>,
+        pub received_at: DateTime<Utc>,
+        pub event: AgentEvent,
+    }
+
     /// One page of a listing; pass `next_cursor` as `cursor` for the next.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -390,6 +485,25 @@ mod tests {
         let extra = r#"{"username":"a","hostname":"h","status":"online","x":1,
             "timestamp":"2026-03-29T09:15:00Z","event_id":"6b3a3f0e-3c57-4a55-9b8e-2a43e0a0c001"}"#;
         assert!(serde_json::from_str::<HeartbeatRequest>(extra).is_err());
+    }
+
+    #[test]
+    fn agent_events_are_tagged_by_kind() {
+        let json = r#"{"username":"a","hostname":"h","timestamp":"2026-03-29T22:00:00+02:00",
+            "event_id":"6b3a3f0e-3c57-4a55-9b8e-2a43e0a0c001",
+            "event":{"kind":"log_missed","day":"2026-03-29","slot":1,"reason":"not_running"}}"#;
+        let ev: AgentEventRequest = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            ev.event,
+            AgentEvent::LogMissed {
+                day: NaiveDate::from_ymd_opt(2026, 3, 29).unwrap(),
+                slot: 1,
+                reason: MissedReason::NotRunning,
+                detail: None
+            }
+        );
+        let unknown = json.replace("log_missed", "lunch_break");
+        assert!(serde_json::from_str::<AgentEventRequest>(&unknown).is_err());
     }
 
     #[test]

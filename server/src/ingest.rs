@@ -14,10 +14,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-use wfh_protocol::{EventAccepted, HeartbeatRequest, ImageInfo, LogMeta, LogRecord};
+use wfh_protocol::{
+    AgentEvent, AgentEventRequest, EventAccepted, HeartbeatRequest, ImageInfo, LogMeta, LogRecord,
+};
 
 use crate::auth::Device;
-use crate::db::{screenshot_url, LogInsert, NewHeartbeat, NewLog, Store};
+use crate::db::{screenshot_url, LogInsert, NewAgentEvent, NewHeartbeat, NewLog, Store};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::screenshots::{self, Screenshots};
@@ -197,6 +199,57 @@ pub async fn heartbeat(
             received_at: micros(state.clock.now()),
         })
         .await
+}
+
+const MAX_DETAIL_LEN: usize = 2048;
+const MAX_SLOTS: u8 = 24;
+
+/// Store an agent event (startup, shutdown, missed log) once.
+pub async fn agent_event(
+    state: &AppState,
+    device: &Device,
+    req: AgentEventRequest,
+) -> Result<EventAccepted, ApiError> {
+    check_name("username", &req.username)?;
+    check_name("hostname", &req.hostname)?;
+    check_timestamp(state, req.timestamp)?;
+    match &req.event {
+        AgentEvent::Startup {
+            agent_version, os, ..
+        } => {
+            check_name("event.agent_version", agent_version)?;
+            check_name("event.os", os)?;
+        }
+        AgentEvent::LogMissed { slot, detail, .. } => {
+            if *slot >= MAX_SLOTS {
+                return Err(ApiError::field(
+                    "event.slot",
+                    format!("must be below {MAX_SLOTS}"),
+                ));
+            }
+            if detail.as_ref().is_some_and(|d| d.len() > MAX_DETAIL_LEN) {
+                return Err(ApiError::field(
+                    "event.detail",
+                    format!("longer than {MAX_DETAIL_LEN} bytes"),
+                ));
+            }
+        }
+        AgentEvent::Shutdown { .. } => {}
+    }
+    let accepted = state
+        .store
+        .insert_agent_event(&NewAgentEvent {
+            event_id: req.event_id,
+            employee_id: device.employee.id,
+            device_id: device.device_id,
+            username: req.username,
+            hostname: req.hostname,
+            event: req.event,
+            timestamp: micros(req.timestamp),
+            received_at: micros(state.clock.now()),
+        })
+        .await?;
+    Ok(accepted)
 }
 
 /// Store a detailed log: validate, write the screenshot, then the row.

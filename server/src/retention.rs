@@ -1,4 +1,4 @@
-//! Retention: remove heartbeats, logs and their screenshot files older than
+//! Retention: remove heartbeats, logs, agent events and screenshot files older than
 //! `retention_days`, in batches, and sweep files no row names.
 //!
 //! Rows go first, then their files: a crash in between leaves files without a
@@ -23,6 +23,7 @@ pub struct RetentionReport {
     pub heartbeats_deleted: u64,
     pub partitions_dropped: u64,
     pub logs_deleted: u64,
+    pub events_deleted: u64,
     pub files_deleted: u64,
     pub orphans_removed: u64,
     pub temp_files_removed: u64,
@@ -58,6 +59,8 @@ pub async fn run(state: &AppState, sweep_grace: Duration) -> Result<RetentionRep
         tokio::task::yield_now().await;
     }
 
+    report.events_deleted = state.store.purge_agent_events(cutoff).await?;
+
     let sweep = state.screenshots.sweep(state.store.as_ref(), sweep_grace).await?;
     report.orphans_removed = sweep.orphans_removed;
     report.temp_files_removed = sweep.temp_files_removed;
@@ -74,6 +77,7 @@ pub async fn run(state: &AppState, sweep_grace: Duration) -> Result<RetentionRep
         heartbeats = report.heartbeats_deleted,
         partitions = report.partitions_dropped,
         logs = report.logs_deleted,
+        events = report.events_deleted,
         files = report.files_deleted,
         orphans = report.orphans_removed,
         temp_files = report.temp_files_removed,

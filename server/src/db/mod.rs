@@ -16,8 +16,10 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, Utc};
 use uuid::Uuid;
-use wfh_protocol::admin::{Device, Employee, HeartbeatRecord};
-use wfh_protocol::{EmployeeRef, EventAccepted, HeartbeatStatus, ImageFormat, Location, LogRecord};
+use wfh_protocol::admin::{AgentEventRecord, Device, Employee, HeartbeatRecord};
+use wfh_protocol::{
+    AgentEvent, EmployeeRef, EventAccepted, HeartbeatStatus, ImageFormat, Location, LogRecord,
+};
 
 use crate::auth::TokenHash;
 use crate::config::{Config, DatabaseTarget};
@@ -75,6 +77,19 @@ pub enum LogInsert {
     Stored(LogRecord),
     /// The event id was already stored: the first record.
     Duplicate(LogRecord),
+}
+
+/// An agent event ready to store (startup, shutdown, missed log).
+#[derive(Debug, Clone)]
+pub struct NewAgentEvent {
+    pub event_id: Uuid,
+    pub employee_id: i64,
+    pub device_id: i64,
+    pub username: String,
+    pub hostname: String,
+    pub event: AgentEvent,
+    pub timestamp: DateTime<FixedOffset>,
+    pub received_at: DateTime<Utc>,
 }
 
 /// Latest heartbeat of one device.
@@ -198,6 +213,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Screenshot paths (relative) that start with `prefix`.
     async fn screenshot_paths_with_prefix(&self, prefix: &str) -> StoreResult<Vec<String>>;
 
+    /// Store an agent event once; a retry answers with the first `received_at`.
+    /// `Conflict` if another device already used the event id.
+    async fn insert_agent_event(&self, ev: &NewAgentEvent) -> StoreResult<EventAccepted>;
+    async fn agent_events(&self, q: &ListQuery) -> StoreResult<Vec<AgentEventRecord>>;
+    /// Delete agent events older than `cutoff`; returns how many.
+    async fn purge_agent_events(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Delete heartbeats older than `cutoff`, `batch` rows at a time.
     async fn purge_heartbeats(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<HeartbeatPurge>;
     /// Delete up to `batch` logs older than `cutoff`; returns what was deleted.
@@ -299,6 +321,34 @@ impl LogColumns {
                 url: screenshot_url(self.id),
             },
         })
+    }
+}
+
+pub(crate) fn parse_event(json: &str) -> StoreResult<AgentEvent> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("bad agent event: {e}")))
+}
+
+/// The answer to an agent event insert: the stored one, or the first delivery.
+pub(crate) fn settle_agent_event(
+    ev: &NewAgentEvent,
+    stored: bool,
+    first: Option<(i64, DateTime<Utc>)>,
+) -> StoreResult<EventAccepted> {
+    if stored {
+        return Ok(EventAccepted {
+            event_id: ev.event_id,
+            received_at: ev.received_at,
+        });
+    }
+    match first {
+        Some((device, received_at)) if device == ev.device_id => Ok(EventAccepted {
+            event_id: ev.event_id,
+            received_at,
+        }),
+        Some(_) => Err(StoreError::Conflict(
+            "this event_id was already used by another device".into(),
+        )),
+        None => Err(StoreError::NotFound("agent event")),
     }
 }
 

@@ -650,6 +650,68 @@ impl Store for PgStore {
         Ok(purge)
     }
 
+    #[tracing::instrument(skip_all, fields(event_id = %ev.event_id))]
+    async fn insert_agent_event(&self, ev: &NewAgentEvent) -> StoreResult<EventAccepted> {
+        let done = sqlx::query(
+            "INSERT INTO agent_events (event_id, employee_id, device_id, username, hostname, kind, event, \
+             occurred_at, utc_offset_secs, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(ev.event_id)
+        .bind(ev.employee_id)
+        .bind(ev.device_id)
+        .bind(&ev.username)
+        .bind(&ev.hostname)
+        .bind(ev.event.kind())
+        .bind(serde_json::to_string(&ev.event).expect("events serialise"))
+        .bind(ev.timestamp.to_utc())
+        .bind(ev.timestamp.offset().local_minus_utc())
+        .bind(ev.received_at)
+        .execute(&self.pool)
+        .await?;
+        let stored = done.rows_affected() == 1;
+        let first = if stored {
+            None
+        } else {
+            sqlx::query_as("SELECT device_id, received_at FROM agent_events WHERE event_id = $1")
+                .bind(ev.event_id)
+                .fetch_optional(&self.pool)
+                .await?
+        };
+        settle_agent_event(ev, stored, first)
+    }
+
+    async fn agent_events(&self, q: &ListQuery) -> StoreResult<Vec<AgentEventRecord>> {
+        let mut qb = QueryBuilder::new(
+            "SELECT event_id, employee_id, device_id, username, hostname, event::text AS event, occurred_at, \
+             utc_offset_secs, received_at FROM agent_events",
+        );
+        push_filters(&mut qb, q, "event_id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AgentEventRecord {
+                    event_id: row.try_get("event_id")?,
+                    employee_id: row.try_get("employee_id")?,
+                    device_id: row.try_get("device_id")?,
+                    username: row.try_get("username")?,
+                    hostname: row.try_get("hostname")?,
+                    event: parse_event(row.try_get("event")?)?,
+                    timestamp: with_offset(row.try_get("occurred_at")?, row.try_get("utc_offset_secs")?)?,
+                    received_at: row.try_get("received_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_agent_events(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM agent_events WHERE occurred_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     #[tracing::instrument(skip(self))]
     async fn purge_logs(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<Vec<PurgedLog>> {
         let paths: Vec<String> = sqlx::query_scalar(

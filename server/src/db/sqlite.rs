@@ -538,6 +538,75 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    #[tracing::instrument(skip_all, fields(event_id = %ev.event_id))]
+    async fn insert_agent_event(&self, ev: &NewAgentEvent) -> StoreResult<EventAccepted> {
+        let done = sqlx::query(
+            "INSERT INTO agent_events (event_id, employee_id, device_id, username, hostname, kind, event, \
+             occurred_at, utc_offset_secs, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(ev.event_id)
+        .bind(ev.employee_id)
+        .bind(ev.device_id)
+        .bind(&ev.username)
+        .bind(&ev.hostname)
+        .bind(ev.event.kind())
+        .bind(serde_json::to_string(&ev.event).expect("events serialise"))
+        .bind(micros(ev.timestamp.to_utc()))
+        .bind(ev.timestamp.offset().local_minus_utc())
+        .bind(micros(ev.received_at))
+        .execute(&self.pool)
+        .await?;
+        let stored = done.rows_affected() == 1;
+        let first = if stored {
+            None
+        } else {
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("SELECT device_id, received_at FROM agent_events WHERE event_id = ?")
+                    .bind(ev.event_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            row.map(|(d, t)| {
+                DateTime::from_timestamp_micros(t)
+                    .map(|t| (d, t))
+                    .ok_or_else(|| StoreError::Corrupt("bad time in received_at".into()))
+            })
+            .transpose()?
+        };
+        settle_agent_event(ev, stored, first)
+    }
+
+    async fn agent_events(&self, q: &ListQuery) -> StoreResult<Vec<AgentEventRecord>> {
+        let mut qb = QueryBuilder::new(
+            "SELECT event_id, employee_id, device_id, username, hostname, event, occurred_at, \
+             utc_offset_secs, received_at FROM agent_events",
+        );
+        push_filters(&mut qb, q, "event_id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AgentEventRecord {
+                    event_id: row.try_get("event_id")?,
+                    employee_id: row.try_get("employee_id")?,
+                    device_id: row.try_get("device_id")?,
+                    username: row.try_get("username")?,
+                    hostname: row.try_get("hostname")?,
+                    event: parse_event(row.try_get("event")?)?,
+                    timestamp: with_offset(time(row, "occurred_at")?, row.try_get("utc_offset_secs")?)?,
+                    received_at: time(row, "received_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_agent_events(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM agent_events WHERE occurred_at < ?")
+            .bind(micros(cutoff))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     #[tracing::instrument(skip(self))]
     async fn purge_heartbeats(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<HeartbeatPurge> {
         let mut purge = HeartbeatPurge::default();

@@ -64,6 +64,12 @@ pub fn routes(
         .and(warp::get())
         .and(warp::query::<ListParams>())
         .and_then(list_heartbeats);
+    let events = base
+        .clone()
+        .and(warp::path!("events"))
+        .and(warp::get())
+        .and(warp::query::<ListParams>())
+        .and_then(list_events);
     let logs = base
         .clone()
         .and(warp::path!("logs"))
@@ -93,6 +99,8 @@ pub fn routes(
         .or(revoke)
         .unify()
         .or(heartbeats)
+        .unify()
+        .or(events)
         .unify()
         .or(logs)
         .unify()
@@ -350,6 +358,22 @@ pub async fn list_heartbeats(
         &page(items, q.limit, |h| Cursor {
             occurred_at: h.timestamp.with_timezone(&Utc),
             id: h.event_id,
+        }),
+    ))
+}
+
+/// Agent events (startup with boot time, shutdown, missed detailed logs and
+/// why), newest first, filtered and paginated.
+#[utoipa::path(get, path = "/api/admin/events", tag = "admin", security(("admin_token" = [])),
+    params(ListParams), responses((status = 200, body = Page<wfh_protocol::admin::AgentEventRecord>)))]
+pub async fn list_events(state: AppState, params: ListParams) -> Result<warp::reply::Response, Rejection> {
+    let q = params.query()?;
+    let items = state.store.agent_events(&q).await.map_err(reject)?;
+    Ok(json(
+        StatusCode::OK,
+        &page(items, q.limit, |e| Cursor {
+            occurred_at: e.timestamp.with_timezone(&Utc),
+            id: e.event_id,
         }),
     ))
 }

@@ -7,7 +7,7 @@ use futures_util::TryStreamExt as _;
 use warp::http::StatusCode;
 use warp::multipart::FormData;
 use warp::{Filter, Rejection};
-use wfh_protocol::{EnrollRequest, EnrollResponse, HeartbeatRequest, LogMeta, WhoAmI};
+use wfh_protocol::{AgentEventRequest, EnrollRequest, EnrollResponse, HeartbeatRequest, LogMeta, WhoAmI};
 
 use super::{client_ip, device, json, reject};
 use crate::auth::{self, Device};
@@ -36,6 +36,13 @@ pub fn routes(
         .and(warp::body::content_length_limit(JSON_LIMIT))
         .and(warp::body::json())
         .and_then(heartbeat);
+    let event = warp::path!("api" / "event")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(device(state))
+        .and(warp::body::content_length_limit(JSON_LIMIT))
+        .and(warp::body::json())
+        .and_then(agent_event);
     let log = warp::path!("api" / "log")
         .and(warp::post())
         .and(with_state(state))
@@ -48,7 +55,15 @@ pub fn routes(
         .and(device(state))
         .and(client_ip(state))
         .map(whoami);
-    enroll.or(heartbeat).unify().or(log).unify().or(whoami).unify()
+    enroll
+        .or(heartbeat)
+        .unify()
+        .or(event)
+        .unify()
+        .or(log)
+        .unify()
+        .or(whoami)
+        .unify()
 }
 
 /// Trade an enrolment code for a device token.
@@ -96,6 +111,22 @@ pub async fn heartbeat(
     req: HeartbeatRequest,
 ) -> Result<warp::reply::Response, Rejection> {
     let accepted = crate::ingest::heartbeat(&state, &device, req).await?;
+    Ok(json(StatusCode::CREATED, &accepted))
+}
+
+/// Report an agent event: startup (with the OS boot time), shutdown, or a
+/// planned detailed log that was missed and why. Idempotent on `event_id`.
+#[utoipa::path(post, path = "/api/event", tag = "agent", request_body = AgentEventRequest,
+    security(("device_token" = [])),
+    responses((status = 201, body = wfh_protocol::EventAccepted), (status = 400, body = wfh_protocol::ErrorBody),
+              (status = 401, body = wfh_protocol::ErrorBody), (status = 409, body = wfh_protocol::ErrorBody),
+              (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn agent_event(
+    state: AppState,
+    device: Device,
+    req: AgentEventRequest,
+) -> Result<warp::reply::Response, Rejection> {
+    let accepted = crate::ingest::agent_event(&state, &device, req).await?;
     Ok(json(StatusCode::CREATED, &accepted))
 }
 

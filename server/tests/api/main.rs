@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod bad_input;
+mod events;
 mod ingest;
 mod retention;
 mod tls;

@@ -1,0 +1,404 @@
+//! `wfh-agent` commands: run, enroll, status, pause, resume, sent, config, unenroll.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Duration, Local, Utc};
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use wfh_protocol::{EmployeeRef, ShutdownReason};
+
+use crate::capture::DesktopCapturer;
+use crate::client::{ApiClient, DeviceToken};
+use crate::clock::SystemClock;
+use crate::config::{AgentConfig, ConfigFiles};
+use crate::engine::{self, Engine, EngineParts};
+use crate::idle::OsIdle;
+use crate::notify::DesktopNotifier;
+use crate::outbox::Outbox;
+use crate::secrets::Secrets;
+use crate::system::Identity;
+
+const ENROLMENT: &str = "enrolment";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wfh-agent",
+    version,
+    about = "WFH Monitor agent: heartbeats and detailed logs for your employer's WFH Monitor server"
+)]
+pub struct Cli {
+    /// Read this configuration file instead of the standard ones (the
+    /// environment still applies).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The server URL (overrides the configuration).
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the engine in the foreground (the default).
+    Run,
+    /// Trade an enrolment code from your administrator for this device's token.
+    Enroll {
+        #[arg(long)]
+        code: String,
+    },
+    /// Server, employee, last heartbeat, today's detailed logs, outbox, pause.
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause monitoring (heartbeats say "paused"; no screenshots).
+    Pause {
+        /// For this many minutes (default 15).
+        #[arg(long, default_value_t = 15, conflicts_with = "until_tomorrow")]
+        minutes: u32,
+        /// Until midnight.
+        #[arg(long)]
+        until_tomorrow: bool,
+    },
+    /// Resume monitoring.
+    Resume,
+    /// Everything sent to the server (newest first).
+    Sent {
+        /// How many days back (at most 30).
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+    },
+    /// Print the effective configuration and where it is read from.
+    Config,
+    /// Forget this device's token.
+    Unenroll,
+}
+
+/// What enrolment recorded (the token itself is in the keyring).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Enrolment {
+    pub server_url: String,
+    pub employee: EmployeeRef,
+    pub device_id: i64,
+    pub enrolled_at: DateTime<Utc>,
+}
+
+/// Everything a command needs, loaded once.
+pub struct Context {
+    pub config: AgentConfig,
+    pub files: ConfigFiles,
+    pub outbox: Outbox,
+}
+
+impl Context {
+    pub async fn load(cli: &Cli) -> anyhow::Result<Self> {
+        let files = match &cli.config {
+            Some(f) => ConfigFiles::only(f),
+            None => ConfigFiles::standard(),
+        };
+        let mut config = AgentConfig::load(&files, std::env::vars())?;
+        if let Some(server) = &cli.server {
+            config.server_url = Some(server.clone());
+            config.validate()?;
+        }
+        let outbox = Outbox::open(&config.data_dir().join("agent.db")).await?;
+        Ok(Self {
+            config,
+            files,
+            outbox,
+        })
+    }
+
+    pub async fn secrets(&self) -> anyhow::Result<Secrets> {
+        let (kind, dir) = (self.config.token_store, self.config.data_dir());
+        Ok(tokio::task::spawn_blocking(move || Secrets::open(kind, &dir)).await??)
+    }
+
+    pub async fn enrolment(&self) -> anyhow::Result<Option<Enrolment>> {
+        Ok(match self.outbox.meta(ENROLMENT).await? {
+            Some(json) => Some(serde_json::from_str(&json).context("the stored enrolment is unreadable")?),
+            None => None,
+        })
+    }
+
+    pub fn client(&self, server: &str) -> anyhow::Result<ApiClient> {
+        let ca = match &self.config.extra_ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+            None => None,
+        };
+        Ok(ApiClient::new(server, ca.as_deref())?)
+    }
+
+    /// Enrol with `code` at the configured server; the token goes to the keyring.
+    pub async fn enroll(&self, code: &str) -> anyhow::Result<Enrolment> {
+        let Some(server) = self.config.server_url.clone() else {
+            bail!("no server URL: pass --server https://... or set server_url in the configuration");
+        };
+        let client = self.client(&server)?;
+        let me = Identity::current();
+        let res = client.enroll(code, &me.username, &me.hostname).await?;
+        let secrets = self.secrets().await?;
+        let token = DeviceToken::new(res.token.clone());
+        let where_kept = secrets.describe();
+        tokio::task::spawn_blocking(move || secrets.save(&token)).await??;
+        let enrolment = Enrolment {
+            server_url: server,
+            employee: res.employee,
+            device_id: res.device_id,
+            enrolled_at: Utc::now(),
+        };
+        self.outbox
+            .set_meta(ENROLMENT, Some(&serde_json::to_string(&enrolment)?))
+            .await?;
+        self.outbox.retry_all_now(Utc::now()).await?;
+        tracing::info!(employee = enrolment.employee.id, device = enrolment.device_id, token_store = %where_kept, "enrolled");
+        Ok(enrolment)
+    }
+}
+
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::load(&cli).await?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&ctx).await,
+        Command::Enroll { code } => {
+            let e = ctx.enroll(&code).await?;
+            let secrets = ctx.secrets().await?;
+            println!(
+                "Enrolled with {} as {} (device {}). The token is kept in the {}.",
+                e.server_url,
+                e.employee.display_name.as_deref().unwrap_or(&e.employee.username),
+                e.device_id,
+                secrets.describe()
+            );
+            Ok(())
+        }
+        Command::Status { json } => status(&ctx, json).await,
+        Command::Pause {
+            minutes,
+            until_tomorrow,
+        } => {
+            let now = Utc::now();
+            let until = if until_tomorrow {
+                let tomorrow = Local::now().date_naive() + Duration::days(1);
+                crate::scheduler::local_instant(&Local, tomorrow, chrono::NaiveTime::MIN, true)
+            } else {
+                now + Duration::minutes(i64::from(minutes))
+            };
+            engine::pause(&ctx.outbox, until).await?;
+            println!(
+                "Monitoring paused until {}.",
+                until.with_timezone(&Local).format("%Y-%m-%d %H:%M")
+            );
+            Ok(())
+        }
+        Command::Resume => {
+            engine::resume(&ctx.outbox).await?;
+            println!("Monitoring resumed.");
+            Ok(())
+        }
+        Command::Sent { days } => {
+            let since = Utc::now() - Duration::days(i64::from(days.min(30)));
+            for e in ctx.outbox.sent(since, 10_000).await? {
+                let size = e
+                    .image_bytes
+                    .map(|b| format!(" + screenshot {} KB", b / 1024))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {:<9} {}{size}",
+                    e.sent_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+                    e.kind,
+                    e.body
+                );
+            }
+            Ok(())
+        }
+        Command::Config => {
+            println!("# system file: {}", ctx.files.system.display());
+            if let Some(user) = &ctx.files.user {
+                println!("# user file:   {}", user.display());
+            }
+            println!("# environment: WFH_AGENT_<KEY>\n");
+            print!("{}", toml_lines(&ctx.config));
+            Ok(())
+        }
+        Command::Unenroll => {
+            let secrets = ctx.secrets().await?;
+            tokio::task::spawn_blocking(move || secrets.delete()).await??;
+            ctx.outbox.set_meta(ENROLMENT, None).await?;
+            println!("This device's token was removed; run `wfh-agent enroll` to enrol again.");
+            Ok(())
+        }
+    }
+}
+
+fn toml_lines(config: &AgentConfig) -> String {
+    let value = serde_json::to_value(config).unwrap_or_default();
+    AgentConfig::keys()
+        .into_iter()
+        .map(|k| match value.get(k) {
+            None | Some(serde_json::Value::Null) => format!("# {k} = (not set)\n"),
+            Some(v) => format!("{k} = {v}\n"),
+        })
+        .collect()
+}
+
+async fn run(ctx: &Context) -> anyhow::Result<()> {
+    let secrets = ctx.secrets().await?;
+    if !secrets.is_keyring() {
+        tracing::warn!(store = %secrets.describe(), "no OS keyring: the token is kept in a private file");
+    }
+    let mut token = tokio::task::spawn_blocking(move || secrets.load()).await??;
+    if token.is_none() {
+        if let Some(code) = ctx.config.enroll_code.clone() {
+            tracing::info!("not enrolled yet: enrolling with the code from the configuration");
+            ctx.enroll(&code)
+                .await
+                .context("enrolling with the configured code")?;
+            let secrets = ctx.secrets().await?;
+            token = tokio::task::spawn_blocking(move || secrets.load()).await??;
+        }
+    }
+    let (Some(token), Some(enrolment)) = (token, ctx.enrolment().await?) else {
+        bail!("this device is not enrolled: run `wfh-agent enroll --server https://... --code CODE` first");
+    };
+    let client = ctx.client(&enrolment.server_url)?;
+    let parts = EngineParts {
+        clock: Arc::new(SystemClock),
+        capturer: Arc::new(DesktopCapturer {
+            quality: ctx.config.screenshot_quality,
+        }),
+        notifier: Arc::new(DesktopNotifier),
+        idle: Arc::new(OsIdle::default()),
+        identity: Identity::current(),
+        seed: None,
+    };
+    tracing::info!(server = %enrolment.server_url, employee = enrolment.employee.id, "monitoring");
+    let engine = Engine::new(ctx.config.clone(), ctx.outbox.clone(), client, token, parts).await?;
+    engine.run(shutdown_signal(), None).await?;
+    ctx.outbox.close().await;
+    Ok(())
+}
+
+/// Ctrl-C is a stop by hand; SIGTERM and SIGHUP come with log-off and shutdown.
+pub async fn shutdown_signal() -> ShutdownReason {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => ShutdownReason::Stopped,
+            _ = term.recv() => ShutdownReason::Session,
+            _ = hup.recv() => ShutdownReason::Session,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        ShutdownReason::Stopped
+    }
+}
+
+/// What `status` shows.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub server: Option<String>,
+    pub employee: Option<String>,
+    pub token_store: String,
+    pub token_present: bool,
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    pub logs_today_sent: usize,
+    pub logs_per_day: u8,
+    pub working_day: bool,
+    pub outbox_waiting: u64,
+    pub outbox_set_aside: u64,
+    pub outbox_bytes: u64,
+    pub paused_until: Option<DateTime<Utc>>,
+}
+
+pub async fn collect_status(ctx: &Context) -> anyhow::Result<Status> {
+    let secrets = ctx.secrets().await?;
+    let token_store = secrets.describe();
+    let token_present = tokio::task::spawn_blocking(move || secrets.load())
+        .await??
+        .is_some();
+    let enrolment = ctx.enrolment().await?;
+    let today = Local::now().date_naive();
+    let plan = ctx.outbox.plan(today).await?;
+    let ids: Vec<_> = plan
+        .iter()
+        .flat_map(|p| p.slots.iter().map(|s| s.event_id))
+        .collect();
+    let stats = ctx.outbox.stats().await?;
+    Ok(Status {
+        server: enrolment.as_ref().map(|e| e.server_url.clone()),
+        employee: enrolment.map(|e| {
+            let name = e.employee.display_name.unwrap_or(e.employee.username);
+            format!("{name} (employee {}, device {})", e.employee.id, e.device_id)
+        }),
+        token_store,
+        token_present,
+        last_heartbeat: ctx.outbox.last_sent("heartbeat").await?,
+        logs_today_sent: ctx.outbox.logs_sent_for(&ids).await?,
+        logs_per_day: ctx.config.logs_per_day,
+        working_day: ctx
+            .config
+            .working_days
+            .contains(chrono::Datelike::weekday(&today)),
+        outbox_waiting: stats.queued,
+        outbox_set_aside: stats.set_aside,
+        outbox_bytes: stats.bytes,
+        paused_until: engine::paused_until(&ctx.outbox, Utc::now()).await?,
+    })
+}
+
+async fn status(ctx: &Context, json: bool) -> anyhow::Result<()> {
+    let s = collect_status(ctx).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let local = |t: DateTime<Utc>| t.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string();
+    println!(
+        "Server:          {}",
+        s.server.as_deref().unwrap_or("not enrolled")
+    );
+    println!("Employee:        {}", s.employee.as_deref().unwrap_or("-"));
+    println!(
+        "Token:           {}{}",
+        if s.token_present {
+            "kept in the "
+        } else {
+            "none; would be kept in the "
+        },
+        s.token_store
+    );
+    println!(
+        "Last heartbeat:  {}",
+        s.last_heartbeat.map_or("never sent".into(), local)
+    );
+    if s.working_day {
+        println!(
+            "Detailed logs:   {} of {} sent today",
+            s.logs_today_sent, s.logs_per_day
+        );
+    } else {
+        println!("Detailed logs:   none today (not a working day)");
+    }
+    println!(
+        "Outbox:          {} waiting ({} KB), {} set aside",
+        s.outbox_waiting,
+        s.outbox_bytes / 1024,
+        s.outbox_set_aside
+    );
+    println!(
+        "Monitoring:      {}",
+        s.paused_until
+            .map_or("active".into(), |u| format!("paused until {}", local(u)))
+    );
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! The agent's configuration: declared once, typed, with defaults.
+//!
+//! Layers, later wins: built-in defaults → the system-wide file an installer
+//! drops in → the user's file → `WFH_AGENT_*` environment variables →
+//! command-line flags. `wfh-agent config` prints the result and where each
+//! file is looked for.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveTime;
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::scheduler::{ScheduleConfig, WorkingDays};
+
+pub const ENV_PREFIX: &str = "WFH_AGENT_";
+const FILE_NAME: &str = "agent.toml";
+
+/// Where the token is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStore {
+    /// The OS keyring; on Linux without a reachable Secret Service, a file
+    /// readable only by the user (see `docs/agent.md`).
+    Auto,
+    /// The OS keyring only; fail if it is not available.
+    Keyring,
+    /// A file readable only by the user, in the data directory.
+    File,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Server base URL, `https://...` (`http://` only to this machine).
+    /// Used by `enroll` when `--server` is not given. Default: none.
+    pub server_url: Option<String>,
+    /// An enrolment code an installer carries: the agent enrols itself with it
+    /// on first run, then ignores it. Default: none.
+    pub enroll_code: Option<String>,
+    /// PEM file with extra CA certificates to trust (a company CA). Default: none.
+    pub extra_ca_file: Option<PathBuf>,
+    /// Seconds between heartbeats. Default: 300.
+    pub heartbeat_interval_secs: u64,
+    /// Detailed logs (with a screenshot) per working day. Default: 2.
+    pub logs_per_day: u8,
+    /// Days on which detailed logs are taken. Default: mon..fri.
+    pub working_days: WorkingDays,
+    /// Local time the window for detailed logs opens. Default: "08:00".
+    #[serde(with = "hh_mm")]
+    pub window_start: NaiveTime,
+    /// Local time the window closes. Default: "22:00".
+    #[serde(with = "hh_mm")]
+    pub window_end: NaiveTime,
+    /// Seconds without keyboard or mouse input after which status is `idle`. Default: 300.
+    pub idle_threshold_secs: u64,
+    /// JPEG quality of screenshots, 1-100. Default: 70.
+    pub screenshot_quality: u8,
+    /// Largest outbox on disk, in MiB; beyond it the oldest heartbeats go first. Default: 256.
+    pub outbox_max_mib: u64,
+    /// Undelivered items older than this many days are dropped (the server
+    /// would delete them anyway). Default: 30.
+    pub outbox_max_age_days: u32,
+    /// Where the device token is kept. Default: "auto".
+    pub token_store: TokenStore,
+    /// The agent's own state (outbox, plans, sent log). Default: the
+    /// platform's data directory (`~/.local/share/wfh-monitor` on Linux).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            server_url: None,
+            enroll_code: None,
+            extra_ca_file: None,
+            heartbeat_interval_secs: 300,
+            logs_per_day: 2,
+            working_days: WorkingDays::MONDAY_TO_FRIDAY,
+            window_start: NaiveTime::from_hms_opt(8, 0, 0).expect("valid time"),
+            window_end: NaiveTime::from_hms_opt(22, 0, 0).expect("valid time"),
+            idle_threshold_secs: 300,
+            screenshot_quality: 70,
+            outbox_max_mib: 256,
+            outbox_max_age_days: 30,
+            token_store: TokenStore::Auto,
+            data_dir: None,
+        }
+    }
+}
+
+mod hh_mm {
+    use chrono::NaiveTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.format("%H:%M").to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+        let s = String::deserialize(d)?;
+        NaiveTime::parse_from_str(&s, "%H:%M")
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a time of day like \"08:00\"")))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("cannot read the configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+}
+
+/// The files looked at, in the order they are applied.
+#[derive(Debug, Clone)]
+pub struct ConfigFiles {
+    pub system: PathBuf,
+    pub user: Option<PathBuf>,
+}
+
+impl ConfigFiles {
+    pub fn standard() -> Self {
+        Self {
+            system: system_config_file(),
+            user: directories::ProjectDirs::from("", "", "wfh-monitor")
+                .map(|d| d.config_dir().join(FILE_NAME)),
+        }
+    }
+
+    /// Only `file` (for tests and `--config`), plus the environment.
+    pub fn only(file: &Path) -> Self {
+        Self {
+            system: file.to_path_buf(),
+            user: None,
+        }
+    }
+}
+
+/// The system-wide file an installer writes.
+pub fn system_config_file() -> PathBuf {
+    if cfg!(windows) {
+        let base =
+            std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
+        base.join("WFH Monitor").join(FILE_NAME)
+    } else if cfg!(target_os = "macos") {
+        PathBuf::from("/Library/Application Support/WFH Monitor").join(FILE_NAME)
+    } else {
+        PathBuf::from("/etc/wfh-monitor").join(FILE_NAME)
+    }
+}
+
+impl AgentConfig {
+    /// Defaults, then the files, then `WFH_AGENT_*` from `env`.
+    pub fn load(
+        files: &ConfigFiles,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut fig =
+            Figment::from(Serialized::defaults(AgentConfig::default())).merge(Toml::file(&files.system));
+        if let Some(user) = &files.user {
+            fig = fig.merge(Toml::file(user));
+        }
+        // Only known keys; an empty value means "unset". Values read as the
+        // environment provider reads them: numbers, booleans, or strings.
+        let known = Self::keys();
+        for (k, v) in env {
+            let Some(key) = k.strip_prefix(ENV_PREFIX).map(str::to_ascii_lowercase) else {
+                continue;
+            };
+            if known.contains(&key.as_str()) && !v.is_empty() {
+                let value: figment::value::Value = v.parse().unwrap_or_else(|_| v.clone().into());
+                fig = fig.merge((key, value));
+            }
+        }
+        let config: AgentConfig = fig.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every key, as written in a file (the environment adds `WFH_AGENT_`).
+    pub fn keys() -> Vec<&'static str> {
+        vec![
+            "server_url",
+            "enroll_code",
+            "extra_ca_file",
+            "heartbeat_interval_secs",
+            "logs_per_day",
+            "working_days",
+            "window_start",
+            "window_end",
+            "idle_threshold_secs",
+            "screenshot_quality",
+            "outbox_max_mib",
+            "outbox_max_age_days",
+            "token_store",
+            "data_dir",
+        ]
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(url) = &self.server_url {
+            crate::client::check_server_url(url)
+                .map_err(|e| ConfigError::Invalid(format!("server_url: {e}")))?;
+        }
+        if !(1..=86_400).contains(&self.heartbeat_interval_secs) {
+            return bad("heartbeat_interval_secs must be between 1 and 86400".into());
+        }
+        if !(1..=24).contains(&self.logs_per_day) {
+            return bad("logs_per_day must be between 1 and 24".into());
+        }
+        if self.window_end <= self.window_start {
+            return bad(format!(
+                "window_end ({}) must be after window_start ({})",
+                self.window_end.format("%H:%M"),
+                self.window_start.format("%H:%M")
+            ));
+        }
+        if !(1..=100).contains(&self.screenshot_quality) {
+            return bad("screenshot_quality must be between 1 and 100".into());
+        }
+        if self.outbox_max_mib == 0 || self.outbox_max_age_days == 0 {
+            return bad("outbox_max_mib and outbox_max_age_days must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn schedule(&self) -> ScheduleConfig {
+        ScheduleConfig {
+            per_day: self.logs_per_day,
+            days: self.working_days,
+            window_start: self.window_start,
+            window_end: self.window_end,
+            ..ScheduleConfig::default()
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            directories::ProjectDirs::from("", "", "wfh-monitor")
+                .map(|d| d.data_dir().to_path_buf())
+                .unwrap_or_else(|| PathBuf::from(".wfh-monitor"))
+        })
+    }
+
+    pub fn heartbeat_interval(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.heartbeat_interval_secs).unwrap_or(300))
+    }
+
+    /// The file as an installer would write it, every key with its default.
+    pub fn example() -> String {
+        toml_string(&AgentConfig::default())
+    }
+}
+
+fn toml_string(config: &AgentConfig) -> String {
+    let value = serde_json::to_value(config).expect("config serialises");
+    let mut out = String::new();
+    if let serde_json::Value::Object(map) = value {
+        for key in AgentConfig::keys() {
+            match map.get(key) {
+                Some(serde_json::Value::Null) | None => out.push_str(&format!("# {key} = \n")),
+                Some(v) => out.push_str(&format!("{key} = {v}\n")),
+            }
+        }
+    }
+    out
+}

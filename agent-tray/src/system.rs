@@ -1,0 +1,69 @@
+//! Facts about this machine: who, which host, which addresses, since when.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+/// The user and host the agent reports (as the OS names them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub username: String,
+    pub hostname: String,
+}
+
+impl Identity {
+    pub fn current() -> Self {
+        Self {
+            username: whoami::fallible::username().unwrap_or_else(|_| "unknown".into()),
+            hostname: whoami::fallible::hostname().unwrap_or_else(|_| "unknown".into()),
+        }
+    }
+}
+
+/// The machine's own addresses: no loopback, no link-local, no duplicates.
+pub fn local_ips() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = local_ip_address::list_afinet_netifas()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, ip)| ip)
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !is_link_local(ip))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// When the operating system booted.
+pub fn boot_time() -> Option<DateTime<Utc>> {
+    let secs = sysinfo::System::boot_time().ok()?;
+    DateTime::from_timestamp(i64::try_from(secs).ok()?, 0)
+}
+
+/// "Debian GNU/Linux 12", "Windows 11 Pro", "macOS 15.1".
+pub fn os_description() -> String {
+    sysinfo::System::long_os_version().unwrap_or_else(|_| std::env::consts::OS.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_machine_has_a_boot_time_in_the_past() {
+        let boot = boot_time().expect("boot time");
+        assert!(boot < Utc::now());
+        assert!(boot > DateTime::from_timestamp(946_684_800, 0).unwrap());
+    }
+
+    #[test]
+    fn local_ips_leave_out_loopback() {
+        assert!(local_ips().iter().all(|ip| !ip.is_loopback()));
+    }
+}
