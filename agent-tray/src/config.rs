@@ -47,7 +47,7 @@ pub struct AgentConfig {
     pub logs_per_day: u8,
     /// Days on which detailed logs are taken. Default: mon..fri.
     pub working_days: WorkingDays,
-    /// Local time the window for detailed logs opens. Default: "08:00".
+    /// Local time the window for detailed logs opens ("HH:MM" or "HH:MM:SS"). Default: "08:00".
     #[serde(with = "hh_mm")]
     pub window_start: NaiveTime,
     /// Local time the window closes. Default: "22:00".
@@ -94,13 +94,18 @@ mod hh_mm {
     use chrono::NaiveTime;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    use chrono::Timelike as _;
+
+    /// "08:00", or "08:00:30" when there are seconds.
     pub fn serialize<S: Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.format("%H:%M").to_string())
+        let fmt = if t.second() == 0 { "%H:%M" } else { "%H:%M:%S" };
+        s.serialize_str(&t.format(fmt).to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
         let s = String::deserialize(d)?;
-        NaiveTime::parse_from_str(&s, "%H:%M")
+        NaiveTime::parse_from_str(&s, "%H:%M:%S")
+            .or_else(|_| NaiveTime::parse_from_str(&s, "%H:%M"))
             .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a time of day like \"08:00\"")))
     }
 }

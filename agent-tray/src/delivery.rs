@@ -99,6 +99,11 @@ impl Delivery {
         match self.send(&q).await {
             Ok(received_at) => {
                 self.outbox.delivered(&q, self.clock.now(), received_at).await?;
+                if self.unreachable > 0 {
+                    // Back online: what waited out the outage goes now, in order.
+                    self.outbox.retry_all_now(self.clock.now()).await?;
+                    tracing::info!("server reachable again");
+                }
                 self.unreachable = 0;
                 self.state.send_replace(DeliveryState::Connected);
                 Ok(Step::Sent)
@@ -178,19 +183,20 @@ impl Delivery {
             if *stop.borrow() {
                 return self;
             }
-            let pause = match self.step().await {
+            // While backing off, new items do not cut the wait short.
+            let (pause, wakeable) = match self.step().await {
                 Ok(Step::Sent | Step::SetAside | Step::Deferred) => continue,
-                Ok(Step::Wait(d)) => d,
-                Ok(Step::Idle) => self.until_next_due().await,
-                Ok(Step::TokenRejected) => StdDuration::from_secs(300),
+                Ok(Step::Wait(d)) => (d, false),
+                Ok(Step::Idle) => (self.until_next_due().await, true),
+                Ok(Step::TokenRejected) => (StdDuration::from_secs(300), true),
                 Err(e) => {
                     tracing::error!(error = %e, "the outbox could not be read");
-                    StdDuration::from_secs(30)
+                    (StdDuration::from_secs(30), false)
                 }
             };
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                () = wake.notified() => {}
+                () = wake.notified(), if wakeable => {}
                 _ = stop.changed() => {}
             }
         }
