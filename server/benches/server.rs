@@ -11,7 +11,8 @@
 //!
 //! Environment: WFH_SERVER_BIN (the binary), WFH_BENCH_POSTGRES_URL (a role
 //! that may create databases), WFH_BENCH_SECONDS (10), WFH_BENCH_RUNS (3),
-//! WFH_BENCH_HEARTBEATS_PER_DAY (288 = every 5 minutes; lower loads faster).
+//! WFH_BENCH_HEARTBEATS_PER_DAY (288 = every 5 minutes; lower loads faster),
+//! WFH_BENCH_PHASES (heartbeats,logs,history: which parts to run).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -177,6 +178,7 @@ async fn main() {
     let runs: usize = env_or("WFH_BENCH_RUNS", 3);
     let hb_conns: usize = env_or("WFH_BENCH_CONNECTIONS", 64);
     let per_day: i64 = env_or("WFH_BENCH_HEARTBEATS_PER_DAY", 288);
+    let phases: String = env_or("WFH_BENCH_PHASES", "heartbeats,logs,history".to_owned());
 
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     sqlx::query("DROP DATABASE IF EXISTS wfh_bench WITH (FORCE)")
@@ -258,33 +260,20 @@ async fn main() {
             .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())))
             .unwrap()
     };
-    drive(addr, hb_conns, 2, make_hb.clone()).await; // warm-up
-    let mut rates = Vec::new();
-    let mut p50s = Vec::new();
-    let mut p99s = Vec::new();
-    for run in 1..=runs {
-        let f = drive(addr, hb_conns, secs, make_hb.clone()).await;
+    if phases.contains("heartbeats") {
+        drive(addr, hb_conns, 2, make_hb.clone()).await; // warm-up
+        let (rate, p50, p99) = repeat(runs, "heartbeats", || {
+            drive(addr, hb_conns, secs, make_hb.clone())
+        })
+        .await;
         println!(
-            "heartbeats run {run}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
-            f.rate,
-            ms(f.p50),
-            ms(f.p99),
-            f.errors
+            "heartbeats, {hb_conns} connections, median of {runs}: {rate:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
         );
-        rates.push(f.rate);
-        p50s.push(ms(f.p50));
-        p99s.push(ms(f.p99));
+        println!(
+            "server RSS after the heartbeat load: {:.1} MiB",
+            rss_kib(server.child.id()) as f64 / 1024.0
+        );
     }
-    println!(
-        "heartbeats, {hb_conns} connections, median of {runs}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
-        median(rates),
-        median(p50s),
-        median(p99s)
-    );
-    println!(
-        "server RSS after the heartbeat load: {:.1} MiB",
-        rss_kib(server.child.id()) as f64 / 1024.0
-    );
 
     // Log uploads.
     let image = Bytes::from(noise_png(320));
@@ -309,31 +298,18 @@ async fn main() {
             .body(Full::new(Bytes::from(body)))
             .unwrap()
     };
-    let mut rates = Vec::new();
-    let mut p50s = Vec::new();
-    let mut p99s = Vec::new();
-    for run in 1..=runs {
-        let f = drive(addr, 8, secs, make_log.clone()).await;
+    if phases.contains("logs") {
+        let (rate, p50, p99) = repeat(runs, "log uploads", || drive(addr, 8, secs, make_log.clone())).await;
         println!(
-            "log uploads run {run}: {:>7.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
-            f.rate,
-            ms(f.p50),
-            ms(f.p99),
-            f.errors
+            "log uploads ({image_kib} KB PNG), 8 connections, median of {runs}: {rate:.0} uploads/s, \
+             p50 {p50:.2} ms, p99 {p99:.2} ms"
         );
-        rates.push(f.rate);
-        p50s.push(ms(f.p50));
-        p99s.push(ms(f.p99));
     }
-    println!(
-        "log uploads ({} KB PNG), 8 connections, median of {runs}: {:.0} uploads/s, p50 {:.2} ms, p99 {:.2} ms",
-        image_kib,
-        median(rates),
-        median(p50s),
-        median(p99s)
-    );
 
     // Last seen for 10,000 employees with 30 days of heartbeats.
+    if !phases.contains("history") {
+        return;
+    }
     let mut db = sqlx::PgConnection::connect(&db_url).await.unwrap();
     let t = Instant::now();
     load_history(&mut db, 10_000, 30, per_day).await;
@@ -363,7 +339,11 @@ async fn main() {
         api.push(ms(t.elapsed()));
         count = body["employees"].as_array().map_or(0, Vec::len);
         let t = Instant::now();
-        let n = sqlx::query(LAST_SEEN_SQL).fetch_all(&mut db).await.unwrap().len();
+        let n = sqlx::query(wfh_server::db::postgres::LAST_SEEN_SQL)
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+            .len();
         sql.push(ms(t.elapsed()));
         assert_eq!(n, count);
     }
@@ -401,12 +381,6 @@ async fn main() {
         .await
         .unwrap();
 }
-
-/// The query the server runs for the employees list (see db/postgres.rs).
-const LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, \
-    p.status, p.hostname, p.occurred_at FROM employees e LEFT JOIN ( \
-    SELECT DISTINCT ON (employee_id) employee_id, status, hostname, occurred_at \
-    FROM device_presence ORDER BY employee_id, occurred_at DESC) p ON p.employee_id = e.id ORDER BY e.username";
 
 /// Employees, one device each, `days` of heartbeats `per_day` a day, and presence.
 async fn load_history(db: &mut sqlx::PgConnection, employees: i64, days: i64, per_day: i64) {
@@ -447,6 +421,29 @@ async fn load_history(db: &mut sqlx::PgConnection, employees: i64, days: i64, pe
     .execute(&mut *db)
     .await
     .unwrap();
+}
+
+/// Run `f` `runs` times, print each run, return the medians (rate, p50 ms, p99 ms).
+async fn repeat<F, Fut>(runs: usize, what: &str, f: F) -> (f64, f64, f64)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Figures>,
+{
+    let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let f = f().await;
+        println!(
+            "{what} run {run}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            f.rate,
+            ms(f.p50),
+            ms(f.p99),
+            f.errors
+        );
+        rates.push(f.rate);
+        p50s.push(ms(f.p50));
+        p99s.push(ms(f.p99));
+    }
+    (median(rates), median(p50s), median(p99s))
 }
 
 fn num_cpus() -> usize {

@@ -3,8 +3,9 @@
 //!
 //! Heartbeats are acknowledged only once committed. Many arrive at once, so
 //! each request hands its heartbeat to a writer task and waits; a writer takes
-//! everything queued (up to `MAX_BATCH`) and stores it in one commit. With two
-//! writers one batch commits while the next fills. Nothing waits on a timer.
+//! everything queued (up to `MAX_BATCH`) and stores it in one commit. With three
+//! writers one batch commits while the next ones fill (three measured best
+//! on two cores: see docs/benchmarks.md). Nothing waits on a timer.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use crate::screenshots::{self, Screenshots};
 use crate::state::AppState;
 
 pub const MAX_BATCH: usize = 2048;
-const WRITERS: usize = 2;
+const WRITERS: usize = 3;
 const QUEUE: usize = 16_384;
 const MAX_NAME_LEN: usize = 256;
 const MAX_LOCAL_IPS: usize = 64;

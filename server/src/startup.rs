@@ -27,7 +27,7 @@ use crate::ingest::HeartbeatWriter;
 use crate::metrics::Metrics;
 use crate::routes::{self, PeerAddr};
 use crate::screenshots::Screenshots;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -81,7 +81,7 @@ pub async fn build_state(
     };
     let metrics = Arc::new(Metrics::default());
     let (heartbeats, writers) = HeartbeatWriter::spawn(store.clone(), metrics.clone());
-    let state = AppState {
+    let state = AppState::new(Shared {
         auth: Arc::new(Authenticator::new(store.clone(), AUTH_CACHE_TTL)),
         config: Arc::new(config),
         store,
@@ -90,7 +90,7 @@ pub async fn build_state(
         geoip: Arc::new(geoip),
         clock,
         metrics,
-    };
+    });
     Ok((state, writers))
 }
 

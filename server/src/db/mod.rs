@@ -166,7 +166,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<EmployeeRef>;
     async fn employee(&self, id: i64) -> StoreResult<(EmployeeRef, bool, DateTime<Utc>)>;
     async fn set_employee_active(&self, id: i64, active: bool) -> StoreResult<()>;
-    /// Every employee with its devices' latest heartbeat (newest first).
+    /// Every employee with its devices' latest heartbeat, in no particular order.
     async fn employees_with_presence(
         &self,
     ) -> StoreResult<Vec<(EmployeeRef, bool, DateTime<Utc>, Option<Presence>)>>;

@@ -213,7 +213,7 @@ async fn employee_with_presence(state: &AppState, id: i64) -> Result<Employee, A
 pub async fn list_employees(state: AppState) -> Result<warp::reply::Response, Rejection> {
     let now = state.clock.now();
     let interval = state.config.heartbeat_interval_secs;
-    let employees = state
+    let mut employees: Vec<Employee> = state
         .store
         .employees_with_presence()
         .await
@@ -221,6 +221,7 @@ pub async fn list_employees(state: AppState) -> Result<warp::reply::Response, Re
         .into_iter()
         .map(|(e, active, created, presence)| employee_view(e, active, created, presence, now, interval))
         .collect();
+    employees.sort_by(|a, b| a.username.cmp(&b.username));
     Ok(json(
         StatusCode::OK,
         &EmployeeList {
