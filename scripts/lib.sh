@@ -51,6 +51,19 @@ desktop_deps() {
     dunst gnome-keyring libsecret-tools keyutils
 }
 
+# What the dashboard's browser tests need: Debian's Chromium (driven by
+# Playwright from the npm registry; no browser is downloaded), poppler's
+# pdftoppm/pdftotext for the PDF export, fonts, and Node.js.
+browser_deps() {
+  apt_install chromium poppler-utils fonts-dejavu-core fonts-liberation
+  command -v node >/dev/null 2>&1 || apt_install nodejs npm
+  local e2e="$ROOT/server/dashboard/e2e"
+  if [ ! -d "$e2e/node_modules/@playwright/test" ] || [ "$e2e/package-lock.json" -nt "$e2e/node_modules/.package-lock.json" ]; then
+    say "npm ci (dashboard end-to-end tests)"
+    (cd "$e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 # Start PostgreSQL (installing it if missing) and export WFH_TEST_POSTGRES_URL
 # for a role that may create databases, reachable over TCP with a password.
 postgres_up() {

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sqlx::Row as _;
-use support::{eventually, free_addr, window_from_now, Agent, Desktop, Proxy, ProxyMode, Server};
+use support::{
+    enrolled_agent, eventually, free_addr, window_from_now, Agent, Desktop, Proxy, ProxyMode, Server,
+};
 use uuid::Uuid;
 use wfh_protocol::AgentEvent;
 use wfh_server::db::ListQuery;
@@ -162,30 +164,6 @@ fn assert_token_nowhere_on_disk(agent: &Agent, token: &str) {
             }
         }
     }
-}
-
-async fn enrolled_agent(
-    desktop: &Desktop,
-    server_url: &str,
-    server: &Server,
-    extra: &str,
-) -> (tempfile::TempDir, Agent) {
-    let dir = tempfile::tempdir().unwrap();
-    support::pki_files(dir.path());
-    // The server's certificate is in the server's own directory; trust its CA.
-    let ca = server
-        .state
-        .config
-        .tls_cert
-        .as_ref()
-        .unwrap()
-        .with_file_name("ca.pem");
-    std::fs::copy(ca, dir.path().join("ca.pem")).unwrap();
-    let (_, code) = server.employee_with_code("ana").await;
-    let agent = Agent::new(dir.path(), server_url, desktop.env(), extra);
-    let (ok, out) = agent.exec(&["enroll", "--code", &code]);
-    assert!(ok, "enrol: {out}");
-    (dir, agent)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

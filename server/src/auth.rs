@@ -44,6 +44,11 @@ pub fn new_admin_token() -> String {
     random_token(ADMIN_TOKEN_PREFIX)
 }
 
+/// A dashboard session id (the cookie's value) or CSRF token: 256 random bits.
+pub fn new_session_secret() -> String {
+    random_token("")
+}
+
 /// A code like `K7QP-M3XD-9HWT` (about 59 bits).
 pub fn new_enrollment_code() -> String {
     let mut rng = rand::rng();

@@ -27,6 +27,10 @@ pub enum ApiError {
     AdminOnly,
     #[error("the enrolment code is not valid, expired or already used")]
     InvalidEnrollmentCode,
+    #[error("the session has ended; sign in again")]
+    SessionExpired,
+    #[error("missing or wrong X-CSRF-Token header for a change made with a session cookie")]
+    CsrfFailed,
     #[error("{0}")]
     InvalidBody(String),
     #[error("{field}: {message}")]
@@ -62,8 +66,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            MissingToken | InvalidToken | DeviceRevoked | InvalidEnrollmentCode => StatusCode::UNAUTHORIZED,
-            EmployeeDisabled | AdminOnly => StatusCode::FORBIDDEN,
+            MissingToken | InvalidToken | DeviceRevoked | InvalidEnrollmentCode | SessionExpired => {
+                StatusCode::UNAUTHORIZED
+            }
+            EmployeeDisabled | AdminOnly | CsrfFailed => StatusCode::FORBIDDEN,
             InvalidBody(_) => StatusCode::BAD_REQUEST,
             InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -84,6 +90,8 @@ impl ApiError {
             EmployeeDisabled => "employee_disabled",
             AdminOnly => "admin_only",
             InvalidEnrollmentCode => "invalid_enrollment_code",
+            SessionExpired => "session_expired",
+            CsrfFailed => "csrf_failed",
             InvalidBody(_) => "invalid_body",
             InvalidField { .. } => "invalid_field",
             UnsupportedMediaType(_) => "unsupported_media_type",

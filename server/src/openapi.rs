@@ -16,6 +16,7 @@ use crate::routes::{admin, ingest};
         admin::list_employees, admin::add_employee, admin::get_employee, admin::set_active,
         admin::list_devices, admin::new_code, admin::revoke_device, admin::list_heartbeats,
         admin::list_events, admin::list_logs, admin::get_log, admin::screenshot,
+        admin::thumbnail, admin::export,
     ),
     components(schemas(wfh_protocol::LogMeta, wfh_protocol::PresenceStatus)),
     modifiers(&Security),

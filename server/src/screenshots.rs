@@ -17,6 +17,12 @@ use wfh_protocol::ImageFormat;
 use crate::db::{Store, StoreError};
 
 const TEMP_PREFIX: &str = ".tmp-";
+/// Thumbnails sit beside their screenshot: `<log id>.thumb.jpg`.
+const THUMB_SUFFIX: &str = ".thumb.jpg";
+/// Largest thumbnail side, in pixels (the dashboard shows them at half that
+/// on a standard screen, full size on a high-density one).
+pub const THUMB_MAX: u32 = 384;
+const THUMB_QUALITY: u8 = 75;
 
 /// What the bytes say an image is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,16 +112,45 @@ impl Screenshots {
             .map_err(std::io::Error::other)?
     }
 
-    /// Remove a stored file; a file already gone is not an error.
+    /// Remove a stored file and its thumbnail; a file already gone is not an error.
     pub async fn remove(&self, relative: &str) -> std::io::Result<bool> {
         let Some(path) = self.resolve(relative) else {
             return Ok(false);
         };
+        if let Some(thumb) = self.resolve(&thumbnail_path(relative)) {
+            match tokio::fs::remove_file(&thumb).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// The thumbnail of a stored screenshot, made on first use and kept
+    /// beside it (written atomically, so two requests racing both succeed).
+    /// Retention deletes it with the screenshot.
+    pub async fn thumbnail(&self, relative: &str) -> std::io::Result<Vec<u8>> {
+        let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad screenshot path");
+        let source = self.resolve(relative).ok_or_else(invalid)?;
+        let thumb = self.resolve(&thumbnail_path(relative)).ok_or_else(invalid)?;
+        match tokio::fs::read(&thumb).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        tokio::task::spawn_blocking(move || {
+            let original = std::fs::read(&source)?;
+            let bytes = make_thumbnail(&original)?;
+            write_durably(&thumb, &bytes)?;
+            Ok(bytes)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Delete files that no row names (a crash between the rename and the
@@ -139,10 +174,19 @@ impl Screenshots {
                 .await?
                 .into_iter()
                 .collect();
+            // A thumbnail belongs to the screenshot of the same log id.
+            let known_ids: HashSet<&str> = known
+                .iter()
+                .filter_map(|p| p.rsplit('/').next()?.split('.').next())
+                .collect();
             for name in files {
                 let path = day_dir.join(&name);
                 let is_temp = name.starts_with(TEMP_PREFIX);
-                let unreferenced = is_temp || !known.contains(&format!("{prefix}{name}"));
+                let unreferenced = is_temp
+                    || match name.strip_suffix(THUMB_SUFFIX) {
+                        Some(id) => !known_ids.contains(id),
+                        None => !known.contains(&format!("{prefix}{name}")),
+                    };
                 if unreferenced && std::fs::remove_file(&path).is_ok() {
                     {
                         if is_temp {
@@ -158,6 +202,29 @@ impl Screenshots {
         }
         Ok(report)
     }
+}
+
+/// `2026/11/20/<id>.png` → `2026/11/20/<id>.thumb.jpg`.
+pub fn thumbnail_path(relative: &str) -> String {
+    let (dir, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+    let stem = name.split('.').next().unwrap_or(name);
+    if dir.is_empty() {
+        format!("{stem}{THUMB_SUFFIX}")
+    } else {
+        format!("{dir}/{stem}{THUMB_SUFFIX}")
+    }
+}
+
+/// Decode a stored screenshot and make a JPEG no larger than `THUMB_MAX`.
+pub fn make_thumbnail(original: &[u8]) -> std::io::Result<Vec<u8>> {
+    let img = image::load_from_memory(original)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let small = img.thumbnail(THUMB_MAX, THUMB_MAX).to_rgb8();
+    let mut out = std::io::Cursor::new(Vec::with_capacity(32 * 1024));
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, THUMB_QUALITY)
+        .encode_image(&small)
+        .map_err(std::io::Error::other)?;
+    Ok(out.into_inner())
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -246,6 +313,43 @@ mod tests {
         for bad in ["../etc/passwd", "/etc/passwd", "2026/../../x", "", "./a"] {
             assert_eq!(s.resolve(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_thumbnail_is_made_once_kept_beside_and_removed_with_its_screenshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Screenshots::new(dir.path()).unwrap();
+        let big = image::RgbImage::from_pixel(1920, 1080, image::Rgb([200, 30, 40]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        big.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let rel = Screenshots::relative_path(Utc::now(), Uuid::new_v4(), ImageFormat::Png);
+        s.write(&rel, bytes::Bytes::from(png.into_inner())).await.unwrap();
+
+        let thumb = s.thumbnail(&rel).await.unwrap();
+        let img = image::load_from_memory(&thumb).unwrap();
+        assert_eq!((img.width(), img.height()), (THUMB_MAX, THUMB_MAX * 1080 / 1920));
+        let p = img.to_rgb8().get_pixel(10, 10).0;
+        assert!(p[0] > 180 && p[1] < 60 && p[2] < 60, "colour kept: {p:?}");
+        let thumb_file = s.resolve(&thumbnail_path(&rel)).unwrap();
+        assert!(thumb_file.exists());
+        assert_eq!(
+            s.thumbnail(&rel).await.unwrap(),
+            thumb,
+            "served from the file the second time"
+        );
+
+        assert!(s.remove(&rel).await.unwrap());
+        assert!(!thumb_file.exists() && !s.resolve(&rel).unwrap().exists());
+        assert!(s.thumbnail("../x.png").await.is_err());
+    }
+
+    #[test]
+    fn thumbnail_paths_sit_beside_the_screenshot() {
+        assert_eq!(
+            thumbnail_path("2026/11/20/ab-cd.png"),
+            "2026/11/20/ab-cd.thumb.jpg"
+        );
+        assert_eq!(thumbnail_path("x.webp"), "x.thumb.jpg");
     }
 
     #[tokio::test]

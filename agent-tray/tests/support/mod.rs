@@ -59,6 +59,11 @@ pub struct Desktop {
 
 impl Desktop {
     pub fn start(background: &str) -> Self {
+        Self::start_sized(background, "1920x1080")
+    }
+
+    /// A session whose one X screen is `size` ("WxH") pixels.
+    pub fn start_sized(background: &str, size: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let runtime = dir.path().join("runtime");
         std::fs::create_dir_all(&runtime).unwrap();
@@ -80,7 +85,7 @@ impl Desktop {
                 &format!(":{n}"),
                 "-screen",
                 "0",
-                "1920x1080x24",
+                &format!("{size}x24"),
                 "-nolisten",
                 "tcp",
                 "-noreset",
@@ -503,6 +508,11 @@ impl Agent {
         self.child = Some(spawn_quiet(&mut self.command(&["run"]), &log));
     }
 
+    /// The running agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Everything the agent logged, over all runs.
     pub fn logs(&self) -> String {
         (1..=self.runs)
@@ -548,6 +558,32 @@ impl Drop for Agent {
             let _ = c.wait();
         }
     }
+}
+
+/// An agent in `desktop`, configured with `extra` and enrolled with `server`
+/// as employee "ana" (trusting the server's test CA).
+pub async fn enrolled_agent(
+    desktop: &Desktop,
+    server_url: &str,
+    server: &Server,
+    extra: &str,
+) -> (tempfile::TempDir, Agent) {
+    let dir = tempfile::tempdir().unwrap();
+    pki_files(dir.path());
+    // The server's certificate is in the server's own directory; trust its CA.
+    let ca = server
+        .state
+        .config
+        .tls_cert
+        .as_ref()
+        .unwrap()
+        .with_file_name("ca.pem");
+    std::fs::copy(ca, dir.path().join("ca.pem")).unwrap();
+    let (_, code) = server.employee_with_code("ana").await;
+    let agent = Agent::new(dir.path(), server_url, desktop.env(), extra);
+    let (ok, out) = agent.exec(&["enroll", "--code", &code]);
+    assert!(ok, "enrol: {out}");
+    (dir, agent)
 }
 
 /// A detailed-log window that opens now and closes `secs` later, in UTC

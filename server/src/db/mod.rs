@@ -200,6 +200,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     async fn admin_token_valid(&self, token_hash: &TokenHash) -> StoreResult<bool>;
 
+    /// Open a dashboard session for the admin token with `admin_hash`;
+    /// `false` if that token is unknown or revoked.
+    async fn create_session(&self, admin_hash: &TokenHash, session: &NewSession) -> StoreResult<bool>;
+    /// The CSRF token of a live session (not expired, its admin token not revoked).
+    async fn session_csrf(&self, session_hash: &TokenHash, now: DateTime<Utc>)
+        -> StoreResult<Option<String>>;
+    async fn delete_session(&self, session_hash: &TokenHash) -> StoreResult<()>;
+    /// Delete expired sessions; returns how many.
+    async fn purge_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Store a batch in one commit. Answers per input, in order; a duplicate
     /// answers with the first delivery's `received_at`.
     async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>>;
@@ -224,6 +234,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn purge_heartbeats(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<HeartbeatPurge>;
     /// Delete up to `batch` logs older than `cutoff`; returns what was deleted.
     async fn purge_logs(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<Vec<PurgedLog>>;
+}
+
+/// A dashboard session about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session_hash: TokenHash,
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Open the database the configuration names and apply migrations.

@@ -448,6 +448,50 @@ impl Store for PgStore {
         Ok(found.is_some())
     }
 
+    async fn create_session(&self, admin_hash: &TokenHash, session: &NewSession) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO admin_sessions (session_hash, admin_token_id, csrf_token, created_at, expires_at) SELECT $1, id, $2, $3, $4 FROM admin_tokens WHERE token_hash = $5 AND revoked_at IS NULL",
+        )
+        .bind(&session.session_hash[..])
+        .bind(&session.csrf_token)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .bind(&admin_hash[..])
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn session_csrf(
+        &self,
+        session_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT s.csrf_token FROM admin_sessions s JOIN admin_tokens t ON t.id = s.admin_token_id WHERE s.session_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+        )
+        .bind(&session_hash[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_session(&self, session_hash: &TokenHash) -> StoreResult<()> {
+        sqlx::query("DELETE FROM admin_sessions WHERE session_hash = $1")
+            .bind(&session_hash[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
     async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
         match self.insert_heartbeats_once(batch).await {

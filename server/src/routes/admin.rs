@@ -82,9 +82,20 @@ pub fn routes(
         .and(warp::get())
         .and_then(get_log);
     let screenshot = base
+        .clone()
         .and(warp::path!("logs" / Uuid / "screenshot"))
         .and(warp::get())
         .and_then(screenshot);
+    let thumbnail = base
+        .clone()
+        .and(warp::path!("logs" / Uuid / "thumbnail"))
+        .and(warp::get())
+        .and_then(thumbnail);
+    let export = base
+        .and(warp::path!("logs" / "export" / String))
+        .and(warp::get())
+        .and(warp::query::<ExportParams>())
+        .and_then(export);
     let any = list_employees
         .or(add_employee)
         .unify()
@@ -107,6 +118,10 @@ pub fn routes(
         .or(log)
         .unify()
         .or(screenshot)
+        .unify()
+        .or(thumbnail)
+        .unify()
+        .or(export)
         .unify();
     // Authentication once, after the prefix match.
     warp::path("api")
@@ -398,31 +413,27 @@ pub async fn list_logs(state: AppState, params: ListParams) -> Result<warp::repl
 #[utoipa::path(get, path = "/api/admin/logs/{id}", tag = "admin", security(("admin_token" = [])),
     responses((status = 200, body = wfh_protocol::LogRecord), (status = 404, body = wfh_protocol::ErrorBody)))]
 pub async fn get_log(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
-    let (record, _) = state
-        .store
-        .log(id)
-        .await
-        .map_err(reject)?
-        .ok_or(ApiError::NotFound("log"))?;
+    let (record, _) = stored_log(&state, id).await?;
     Ok(json(StatusCode::OK, &record))
 }
 
-/// The screenshot of a detailed log.
-#[utoipa::path(get, path = "/api/admin/logs/{id}/screenshot", tag = "admin", security(("admin_token" = [])),
-    responses((status = 200, content_type = "image/*", description = "the image as uploaded"),
-              (status = 404, body = wfh_protocol::ErrorBody)))]
-pub async fn screenshot(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
-    let (record, path) = state
+/// A log and its screenshot's stored path, or 404.
+async fn stored_log(state: &AppState, id: Uuid) -> Result<(wfh_protocol::LogRecord, String), Rejection> {
+    state
         .store
         .log(id)
         .await
         .map_err(reject)?
-        .ok_or(ApiError::NotFound("log"))?;
-    let file = state
-        .screenshots
-        .resolve(&path)
-        .ok_or(ApiError::NotFound("screenshot"))?;
-    let bytes = match tokio::fs::read(&file).await {
+        .ok_or_else(|| reject(ApiError::NotFound("log")))
+}
+
+/// An image file's bytes as a response; a missing file is a 404.
+fn image_reply(
+    read: std::io::Result<Vec<u8>>,
+    mime: &'static str,
+    cache: &'static str,
+) -> Result<warp::reply::Response, Rejection> {
+    let bytes = match read {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(reject(ApiError::NotFound("screenshot")))
@@ -431,16 +442,140 @@ pub async fn screenshot(state: AppState, id: Uuid) -> Result<warp::reply::Respon
     };
     let mut res = warp::reply::Response::new(bytes.into());
     let h = res.headers_mut();
+    h.insert("content-type", warp::http::HeaderValue::from_static(mime));
+    h.insert("cache-control", warp::http::HeaderValue::from_static(cache));
+    Ok(res)
+}
+
+/// The screenshot of a detailed log.
+#[utoipa::path(get, path = "/api/admin/logs/{id}/screenshot", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, content_type = "image/*", description = "the image as uploaded"),
+              (status = 404, body = wfh_protocol::ErrorBody)))]
+pub async fn screenshot(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
+    let (record, path) = stored_log(&state, id).await?;
+    let file = state
+        .screenshots
+        .resolve(&path)
+        .ok_or(ApiError::NotFound("screenshot"))?;
+    let mut res = image_reply(
+        tokio::fs::read(&file).await,
+        record.image.format.mime(),
+        "private, max-age=3600",
+    )?;
+    if let Ok(v) = format!("inline; filename=\"{id}.{}\"", record.image.format.extension()).parse() {
+        res.headers_mut().insert("content-disposition", v);
+    }
+    Ok(res)
+}
+
+/// A small JPEG of a detailed log's screenshot (at most 384 pixels a side),
+/// made on first use and kept until retention deletes the screenshot.
+#[utoipa::path(get, path = "/api/admin/logs/{id}/thumbnail", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, content_type = "image/jpeg", description = "the thumbnail"),
+              (status = 404, body = wfh_protocol::ErrorBody)))]
+pub async fn thumbnail(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
+    let (_, path) = stored_log(&state, id).await?;
+    image_reply(
+        state.screenshots.thumbnail(&path).await,
+        "image/jpeg",
+        "private, max-age=86400, immutable",
+    )
+}
+
+/// Filter of an export: the logs page's filter, without paging.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    pub employee_id: Option<i64>,
+    /// RFC 3339 or `YYYY-MM-DD` (UTC); default: the retention period.
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// `GET /api/admin/logs/export/logs.csv` or `…/logs.pdf`: the detailed logs
+/// of a filter, newest first, streamed (the PDF with a thumbnail per log).
+#[utoipa::path(get, path = "/api/admin/logs/export/{file}", tag = "admin", security(("admin_token" = [])),
+    params(("file" = String, Path, description = "`logs.csv` or `logs.pdf`"), ExportParams),
+    responses((status = 200, content_type = "text/csv", description = "CSV, or PDF for logs.pdf"),
+              (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn export(
+    state: AppState,
+    file: String,
+    params: ExportParams,
+) -> Result<warp::reply::Response, Rejection> {
+    let pdf = match file.as_str() {
+        "logs.csv" => false,
+        "logs.pdf" => true,
+        _ => return Err(warp::reject::not_found()),
+    };
+    let now = state.clock.now();
+    let list = ListParams {
+        employee_id: params.employee_id,
+        from: params.from,
+        to: params.to,
+        limit: None,
+        cursor: None,
+    };
+    let mut query = list.query().map_err(reject)?;
+    let days = i64::from(state.config.retention_days);
+    let from = query.from.unwrap_or(now - Duration::days(days));
+    let to = query.to.unwrap_or(now + Duration::days(1));
+    if to - from > Duration::days(days + 2) {
+        return Err(reject(ApiError::field(
+            "from",
+            format!("an export covers at most the retention period ({days} days)"),
+        )));
+    }
+    query.from = Some(from);
+    query.to = Some(to);
+    if let Some(id) = query.employee_id {
+        state.store.employee(id).await.map_err(reject)?;
+    }
+    let people = state
+        .store
+        .employees_with_presence()
+        .await
+        .map_err(reject)?
+        .into_iter()
+        .map(|(e, ..)| {
+            (
+                e.id,
+                crate::export::Person {
+                    username: e.username,
+                    display_name: e.display_name,
+                },
+            )
+        })
+        .collect();
+    let scope = crate::export::Scope {
+        query,
+        people,
+        generated_at: now,
+    };
+    let name = format!(
+        "wfh-logs-{}-to-{}.{}",
+        from.format("%Y-%m-%d"),
+        (to - Duration::microseconds(1)).format("%Y-%m-%d"),
+        if pdf { "pdf" } else { "csv" }
+    );
+    let body = if pdf {
+        warp::reply::stream(crate::export::stream(|tx| crate::export::pdf(state, scope, tx))).into_response()
+    } else {
+        warp::reply::stream(crate::export::stream(|tx| crate::export::csv(state, scope, tx))).into_response()
+    };
+    let mut res = body;
+    let h = res.headers_mut();
     h.insert(
         "content-type",
-        warp::http::HeaderValue::from_static(record.image.format.mime()),
+        warp::http::HeaderValue::from_static(if pdf {
+            "application/pdf"
+        } else {
+            "text/csv; charset=utf-8"
+        }),
     );
-    h.insert(
-        "cache-control",
-        warp::http::HeaderValue::from_static("private, max-age=3600"),
-    );
-    if let Ok(v) = format!("inline; filename=\"{id}.{}\"", record.image.format.extension()).parse() {
+    if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
         h.insert("content-disposition", v);
     }
-    Ok(res.into_response())
+    h.insert("cache-control", warp::http::HeaderValue::from_static("no-store"));
+    Ok(res)
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per area, one `recover` at the edge.
 
 pub mod admin;
+pub mod dashboard;
 pub mod health;
 pub mod ingest;
 
@@ -48,6 +49,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (impl warp::Reply,), Er
         .unify()
         .or(admin::routes(state))
         .unify()
+        .or(dashboard::routes(state))
+        .unify()
         .recover(error::recover)
         .unify()
         .with(observe)
@@ -64,14 +67,37 @@ pub fn device(state: &AppState) -> impl Filter<Extract = (Device,), Error = Reje
         })
 }
 
-/// Passes only with a valid admin token.
+/// Passes only with a valid admin token, or a dashboard session cookie; a
+/// change (any method but GET and HEAD) made with a cookie must also carry
+/// the session's CSRF token in `X-CSRF-Token`.
 pub fn admin(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
+        .and(warp::cookie::optional::<String>(dashboard::SESSION_COOKIE))
+        .and(warp::method())
+        .and(warp::header::optional::<String>("x-csrf-token"))
         .and(with_state(state))
-        .and_then(|header: Option<String>, state: AppState| async move {
-            let token = auth::bearer(header.as_deref())?;
-            state.auth.admin(token).await.map_err(Rejection::from)
-        })
+        .and_then(
+            |header: Option<String>,
+             cookie: Option<String>,
+             method: warp::http::Method,
+             csrf: Option<String>,
+             state: AppState| async move {
+                match (header, cookie) {
+                    (None, Some(session)) => {
+                        let expected = dashboard::session_csrf(&state, &session).await?;
+                        let safe = method == warp::http::Method::GET || method == warp::http::Method::HEAD;
+                        if !safe && !dashboard::same_secret(csrf.as_deref(), &expected) {
+                            return Err(reject(ApiError::CsrfFailed));
+                        }
+                        Ok(())
+                    }
+                    (header, _) => {
+                        let token = auth::bearer(header.as_deref())?;
+                        state.auth.admin(token).await.map_err(Rejection::from)
+                    }
+                }
+            },
+        )
         .untuple_one()
 }
 
