@@ -345,6 +345,26 @@ fn clock_ticks_per_second() -> f64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+/// "RssAnon x MiB + RssFile y MiB" of `pid`: the process's own memory and
+/// the pages of its binary and libraries (shared with other processes).
+fn memory_split(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mib = |key: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    format!(
+        "anonymous {:.1} MiB + file-backed {:.1} MiB",
+        mib("RssAnon:"),
+        mib("RssFile:")
+    )
+}
+
 /// (VmRSS, VmHWM) of `pid` in MiB.
 fn memory_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -398,11 +418,12 @@ async fn idle_bench(quiet: u64) {
         samples.push(memory_mib(pid).0);
     }
     let cpu = (cpu_ticks(pid) - cpu0) / hz;
+    let split = memory_split(pid);
     let wall = t0.elapsed().as_secs_f64();
     println!("  RSS 3 s after start                          {rss_start:>6.1} MiB");
     println!("  RSS after its two detailed logs were sent    {rss_after_logs:>6.1} MiB (peak so far {peak:.1} MiB)");
     println!(
-        "  RSS over the quiet period (median of {})     {:>6.1} MiB",
+        "  RSS over the quiet period (median of {})     {:>6.1} MiB ({split})",
         samples.len(),
         median(samples)
     );

@@ -362,6 +362,7 @@ impl Engine {
         tokio::pin!(shutdown);
         let reason = loop {
             let next = self.tick().await?;
+            crate::system::release_memory();
             let nap = (next - self.parts.clock.now())
                 .to_std()
                 .unwrap_or_default()

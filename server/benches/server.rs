@@ -12,7 +12,9 @@
 //! Environment: WFH_SERVER_BIN (the binary), WFH_BENCH_POSTGRES_URL (a role
 //! that may create databases), WFH_BENCH_SECONDS (10), WFH_BENCH_RUNS (3),
 //! WFH_BENCH_HEARTBEATS_PER_DAY (288 = every 5 minutes; lower loads faster),
-//! WFH_BENCH_PHASES (heartbeats,logs,history: which parts to run).
+//! WFH_BENCH_PHASES (heartbeats,logs,history: which parts to run; `lastseen`
+//! alone re-times the last-seen queries on the database a run with
+//! WFH_BENCH_KEEP_DB=1 left).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -180,15 +182,20 @@ async fn main() {
     let per_day: i64 = env_or("WFH_BENCH_HEARTBEATS_PER_DAY", 288);
     let phases: String = env_or("WFH_BENCH_PHASES", "heartbeats,logs,history".to_owned());
 
+    // `lastseen` alone times the queries again on the database a previous
+    // full run left (loading it takes a quarter of an hour).
+    let reuse = phases == "lastseen";
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query("DROP DATABASE IF EXISTS wfh_bench WITH (FORCE)")
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query("CREATE DATABASE wfh_bench")
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    if !reuse {
+        sqlx::query("DROP DATABASE IF EXISTS wfh_bench WITH (FORCE)")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::query("CREATE DATABASE wfh_bench")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
     let mut db_url = url::Url::parse(&admin_url).unwrap();
     db_url.set_path("wfh_bench");
     let db_url = db_url.to_string();
@@ -202,7 +209,7 @@ async fn main() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let admin_token = cli_last_line(&bin, &db_url, dir.path(), &["admin-token", "create"]);
     let mut codes = Vec::new();
-    for i in 0..hb_conns.max(8) {
+    for i in 0..if reuse { 0 } else { hb_conns.max(8) } {
         codes.push(cli_last_line(
             &bin,
             &db_url,
@@ -307,21 +314,24 @@ async fn main() {
     }
 
     // Last seen for 10,000 employees with 30 days of heartbeats.
-    if !phases.contains("history") {
+    if !phases.contains("history") && !reuse {
         return;
     }
     let mut db = sqlx::PgConnection::connect(&db_url).await.unwrap();
-    let t = Instant::now();
-    load_history(&mut db, 10_000, 30, per_day).await;
+    if !reuse {
+        let t = Instant::now();
+        load_history(&mut db, 10_000, 30, per_day).await;
+        println!(
+            "loaded 10,000 employees with {per_day} heartbeats a day for 30 days in {:.0} s",
+            t.elapsed().as_secs_f64()
+        );
+        sqlx::raw_sql("VACUUM ANALYZE").execute(&mut db).await.unwrap();
+    }
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM employee_heartbeats")
         .fetch_one(&mut db)
         .await
         .unwrap();
-    println!(
-        "loaded 10,000 employees and {rows} heartbeats ({per_day} a day for 30 days) in {:.0} s",
-        t.elapsed().as_secs_f64()
-    );
-    sqlx::raw_sql("VACUUM ANALYZE").execute(&mut db).await.unwrap();
+    println!("heartbeats in the database: {rows}");
     let mut api = Vec::new();
     let mut sql = Vec::new();
     let mut count = 0;
@@ -376,10 +386,14 @@ async fn main() {
     );
     drop(server);
     drop(db);
-    sqlx::query("DROP DATABASE IF EXISTS wfh_bench WITH (FORCE)")
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    if std::env::var_os("WFH_BENCH_KEEP_DB").is_some() {
+        println!("kept the database wfh_bench (WFH_BENCH_PHASES=lastseen times it again)");
+    } else {
+        sqlx::query("DROP DATABASE IF EXISTS wfh_bench WITH (FORCE)")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
 }
 
 /// Employees, one device each, `days` of heartbeats `per_day` a day, and presence.
