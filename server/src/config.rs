@@ -41,6 +41,9 @@ pub struct Config {
     pub max_screenshot_bytes: u64,
     /// How far ahead of the server's clock a device timestamp may be.
     pub max_clock_skew_secs: u64,
+    /// Tasks that store heartbeats, each one commit at a time; while one
+    /// commits the others fill their batches.
+    pub heartbeat_writers: usize,
     /// Hours an enrolment code stays valid.
     pub enrollment_code_ttl_hours: u64,
     /// GeoLite2/DB-IP City `.mmdb` file. Empty: locations are null.
@@ -85,6 +88,7 @@ impl Default for Config {
             heartbeat_interval_secs: 300,
             max_screenshot_bytes: wfh_protocol::DEFAULT_MAX_SCREENSHOT_BYTES,
             max_clock_skew_secs: 600,
+            heartbeat_writers: 3,
             enrollment_code_ttl_hours: 168,
             geoip_db: None,
             tls_cert: None,
@@ -147,6 +151,9 @@ impl Config {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.retention_days == 0 {
             return invalid("retention_days must be at least 1");
+        }
+        if !(1..=64).contains(&self.heartbeat_writers) {
+            return invalid("heartbeat_writers must be between 1 and 64");
         }
         if self.heartbeat_interval_secs == 0 {
             return invalid("heartbeat_interval_secs must be at least 1");

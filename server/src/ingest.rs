@@ -3,9 +3,10 @@
 //!
 //! Heartbeats are acknowledged only once committed. Many arrive at once, so
 //! each request hands its heartbeat to a writer task and waits; a writer takes
-//! everything queued (up to `MAX_BATCH`) and stores it in one commit. With three
-//! writers one batch commits while the next ones fill (three measured best
-//! on two cores: see docs/benchmarks.md). Nothing waits on a timer.
+//! everything queued (up to `MAX_BATCH`) and stores it in one commit. With
+//! several writers (`heartbeat_writers`, default 3, measured best on two
+//! cores: see docs/benchmarks.md) one batch commits while the next ones
+//! fill. Nothing waits on a timer.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,7 +28,6 @@ use crate::screenshots::{self, Screenshots};
 use crate::state::AppState;
 
 pub const MAX_BATCH: usize = 2048;
-const WRITERS: usize = 3;
 const QUEUE: usize = 16_384;
 const MAX_NAME_LEN: usize = 256;
 const MAX_LOCAL_IPS: usize = 64;
@@ -43,11 +43,15 @@ pub struct HeartbeatWriter {
 }
 
 impl HeartbeatWriter {
-    pub fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> (Self, Vec<JoinHandle<()>>) {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        writers: usize,
+    ) -> (Self, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         let (stop, stopped) = watch::channel(false);
-        let tasks = (0..WRITERS)
+        let tasks = (0..writers.max(1))
             .map(|_| {
                 tokio::spawn(write_batches(
                     rx.clone(),

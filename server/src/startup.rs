@@ -80,7 +80,8 @@ pub async fn build_state(
         None => GeoIp::disabled(),
     };
     let metrics = Arc::new(Metrics::default());
-    let (heartbeats, writers) = HeartbeatWriter::spawn(store.clone(), metrics.clone());
+    let (heartbeats, writers) =
+        HeartbeatWriter::spawn(store.clone(), metrics.clone(), config.heartbeat_writers);
     let state = AppState::new(Shared {
         auth: Arc::new(Authenticator::new(store.clone(), AUTH_CACHE_TTL)),
         config: Arc::new(config),
