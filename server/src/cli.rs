@@ -194,6 +194,7 @@ async fn serve(config: Config, out: &mut (dyn Write + Send)) -> Result<(), CliEr
     };
     let url = format!("{scheme}://{}", app.local_addr());
     writeln!(out, "WFH Monitor server listening on {url} ({database})")?;
+    writeln!(out, "Dashboard: {url}/ (sign in with an admin token)")?;
     if app.state().store.employees_with_presence().await?.is_empty() {
         let me = std::env::args().next().unwrap_or_else(|| "wfh-server".into());
         writeln!(out, "No employees yet. To enrol a laptop:")?;
