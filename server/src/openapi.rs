@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, ingest};
+use crate::routes::{admin, dashboard, ingest};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,11 +17,14 @@ use crate::routes::{admin, ingest};
         admin::list_devices, admin::new_code, admin::revoke_device, admin::list_heartbeats,
         admin::list_events, admin::list_logs, admin::get_log, admin::screenshot,
         admin::thumbnail, admin::export,
+        dashboard::sign_in, dashboard::current, dashboard::sign_out,
     ),
     components(schemas(wfh_protocol::LogMeta, wfh_protocol::PresenceStatus)),
     modifiers(&Security),
     tags((name = "agent", description = "Called by the agent with a device token"),
-         (name = "admin", description = "Called by admins with an admin token")),
+         (name = "admin", description = "Called by admins with an admin token"),
+         (name = "dashboard", description = "Dashboard sign-in: an admin token becomes a session cookie; \
+             the admin API then accepts the cookie, and changes made with it need `X-CSRF-Token`")),
 )]
 struct ApiDoc;
 

@@ -36,13 +36,13 @@ const ICON_SVG: &str = include_str!("../../dashboard/icon.svg");
 const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub csrf_token: String,
     pub expires_at: Option<DateTime<Utc>>,
@@ -166,7 +166,16 @@ fn info(state: &AppState, csrf_token: String, expires_at: Option<DateTime<Utc>>)
     }
 }
 
-async fn sign_in(state: AppState, secure: bool, body: SignIn) -> Result<warp::reply::Response, Rejection> {
+/// Sign in with an admin token: sets the session cookie (HttpOnly,
+/// SameSite=Strict, Secure over HTTPS) and answers the CSRF token.
+#[utoipa::path(post, path = "/api/session", tag = "dashboard", request_body = SignIn,
+    responses((status = 201, body = SessionInfo, description = "signed in; `Set-Cookie: wfh_session=…`"),
+              (status = 401, body = wfh_protocol::ErrorBody), (status = 403, body = wfh_protocol::ErrorBody)))]
+pub async fn sign_in(
+    state: AppState,
+    secure: bool,
+    body: SignIn,
+) -> Result<warp::reply::Response, Rejection> {
     let token = body.token.trim();
     // The same checks as a bearer token: a device token is told it is the wrong kind.
     state.auth.admin(token).await.map_err(reject)?;
@@ -199,7 +208,10 @@ async fn sign_in(state: AppState, secure: bool, body: SignIn) -> Result<warp::re
     Ok(res)
 }
 
-async fn current(state: AppState, session: Option<String>) -> Result<warp::reply::Response, Rejection> {
+/// The current session's CSRF token (after a page reload).
+#[utoipa::path(get, path = "/api/session", tag = "dashboard",
+    responses((status = 200, body = SessionInfo), (status = 401, body = wfh_protocol::ErrorBody)))]
+pub async fn current(state: AppState, session: Option<String>) -> Result<warp::reply::Response, Rejection> {
     let session = session.ok_or(ApiError::SessionExpired).map_err(reject)?;
     let csrf = session_csrf(&state, &session).await.map_err(reject)?;
     let mut res = json(StatusCode::OK, &info(&state, csrf, None));
@@ -208,7 +220,11 @@ async fn current(state: AppState, session: Option<String>) -> Result<warp::reply
     Ok(res)
 }
 
-async fn sign_out(
+/// Sign out: the session is deleted on the server and the cookie cleared.
+/// A live session needs its `X-CSRF-Token`.
+#[utoipa::path(delete, path = "/api/session", tag = "dashboard",
+    responses((status = 204, description = "signed out"), (status = 403, body = wfh_protocol::ErrorBody)))]
+pub async fn sign_out(
     state: AppState,
     secure: bool,
     session: Option<String>,
