@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use wfh_protocol::LogRecord;
 
 use crate::db::{Cursor, ListQuery, StoreError};
+use crate::screenshots::Screenshots;
 use crate::state::AppState;
 
 /// Logs read per database round trip.
@@ -497,8 +498,10 @@ async fn emit_page(
 }
 
 /// The thumbnail JPEG of a log and its size, or `None` if the file is gone.
+/// The screenshot's path is the server's own name for it, derived from the
+/// record: no database round trip per row.
 async fn thumbnail(state: &AppState, l: &LogRecord) -> Option<(Vec<u8>, u32, u32)> {
-    let (_, path) = state.store.log(l.id).await.ok().flatten()?;
+    let path = Screenshots::relative_path(l.received_at, l.id, l.image.format);
     let bytes = state.screenshots.thumbnail(&path).await.ok()?;
     let size = imagesize::blob_size(&bytes).ok()?;
     Some((bytes, size.width as u32, size.height as u32))

@@ -24,6 +24,8 @@ pub struct RetentionReport {
     pub partitions_dropped: u64,
     pub logs_deleted: u64,
     pub events_deleted: u64,
+    /// Expired dashboard sessions.
+    pub sessions_deleted: u64,
     pub files_deleted: u64,
     pub orphans_removed: u64,
     pub temp_files_removed: u64,
@@ -60,6 +62,7 @@ pub async fn run(state: &AppState, sweep_grace: Duration) -> Result<RetentionRep
     }
 
     report.events_deleted = state.store.purge_agent_events(cutoff).await?;
+    report.sessions_deleted = state.store.purge_sessions(now).await?;
 
     let sweep = state.screenshots.sweep(state.store.as_ref(), sweep_grace).await?;
     report.orphans_removed = sweep.orphans_removed;
@@ -78,6 +81,7 @@ pub async fn run(state: &AppState, sweep_grace: Duration) -> Result<RetentionRep
         partitions = report.partitions_dropped,
         logs = report.logs_deleted,
         events = report.events_deleted,
+        sessions = report.sessions_deleted,
         files = report.files_deleted,
         orphans = report.orphans_removed,
         temp_files = report.temp_files_removed,

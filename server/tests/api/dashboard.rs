@@ -137,6 +137,11 @@ async fn sign_in_gives_a_strict_http_only_cookie_and_sign_out_ends_it(backend: B
     let (cookie, _) = sign_in(&app).await;
     app.clock.advance(Duration::hours(13));
     assert_eq!(list(cookie).await, 401);
+    // Retention deletes the expired session (the signed-out one is gone already).
+    let report = wfh_server::retention::run(&app.state, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.sessions_deleted, 1);
 }
 
 async fn changes_made_with_a_cookie_need_the_csrf_token(backend: Backend) {
