@@ -57,6 +57,11 @@ desktop_deps() {
 browser_deps() {
   apt_install chromium poppler-utils fonts-dejavu-core fonts-liberation
   command -v node >/dev/null 2>&1 || apt_install nodejs npm
+  # Playwright 1.61 (pinned) runs on Node 18, Debian 12's and Ubuntu 24.04's.
+  if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 18 ]; then
+    echo "Node.js 18 or newer is needed for the dashboard tests; found $(node --version)" >&2
+    exit 1
+  fi
   local e2e="$ROOT/server/dashboard/e2e"
   if [ ! -d "$e2e/node_modules/@playwright/test" ] || [ "$e2e/package-lock.json" -nt "$e2e/node_modules/.package-lock.json" ]; then
     say "npm ci (dashboard end-to-end tests)"
