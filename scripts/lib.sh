@@ -45,10 +45,41 @@ build_deps() {
 }
 
 # What the agent's desktop tests need: a virtual X display, a D-Bus session,
-# a notification daemon, a Secret Service, the kernel keyring tools.
+# a notification daemon, a Secret Service, the kernel keyring tools, a
+# StatusNotifierWatcher for the tray item, and WebKitGTK's WebDriver.
 desktop_deps() {
   apt_install xvfb xauth x11-xserver-utils x11-utils xdotool dbus dbus-x11 \
-    dunst gnome-keyring libsecret-tools keyutils
+    dunst gnome-keyring libsecret-tools keyutils \
+    haskell-status-notifier-item-utils webkit2gtk-driver
+}
+
+# The tray app: WebKitGTK and the tray library (Tauri 2 on Linux).
+tray_deps() {
+  apt_install libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
+}
+
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/wfh-monitor
+
+# Build the tray app's web UI (agent-ui/dist, embedded into wfh-agent) with
+# the tools from the npm registry; nothing is downloaded at run time.
+agent_ui() {
+  local ui="$ROOT/agent-ui"
+  if [ ! -d "$ui/node_modules/vite" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then
+    say "npm ci (agent-ui)"
+    (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  say "building agent-ui"
+  (cd "$ui" && npm run --silent build >/dev/null)
+}
+
+# tauri-driver (the WebDriver bridge for Tauri apps), built once from the
+# crate registry into the cache; pinned (unpinned resolves to a 3.0 alpha).
+tauri_driver() {
+  if [ ! -x "$CACHE/tools/bin/tauri-driver" ]; then
+    say "building tauri-driver 2.1.0 (once)"
+    CARGO_TARGET_DIR="$CACHE/tools-target" cargo install tauri-driver@2.1.0 --locked --root "$CACHE/tools" --quiet
+  fi
+  export WFH_TAURI_DRIVER="$CACHE/tools/bin/tauri-driver"
 }
 
 # What the dashboard's browser tests need: Debian's Chromium (driven by

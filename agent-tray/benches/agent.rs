@@ -22,22 +22,10 @@ use std::time::{Duration, Instant};
 use image::{Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use support::{enrolled_agent, free_addr, window_from_now, Desktop, Server};
+use support::{enrolled_agent, env_or, free_addr, median, window_from_now, Desktop, Server};
 use wfh_agent::capture::{capture_monitors, encode_jpeg, stitch, MonitorShot};
 
 const QUALITY: u8 = 70;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// A deterministic picture of a busy office desktop of `w`×`h`.
 fn office_desktop(w: u32, h: u32, seed: u64) -> RgbImage {

@@ -117,6 +117,20 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8, monitors: usize) -> Result<Scree
     })
 }
 
+/// Width of the thumbnails kept for the employee's transparency log.
+pub const THUMBNAIL_WIDTH: u32 = 360;
+
+/// A small JPEG of an encoded screenshot (any format `image` reads).
+pub fn thumbnail(encoded: &[u8]) -> Option<Vec<u8>> {
+    let img = image::load_from_memory(encoded).ok()?;
+    let small = img.thumbnail(THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 3).to_rgb8();
+    let mut out = Cursor::new(Vec::new());
+    JpegEncoder::new_with_quality(&mut out, 70)
+        .encode_image(&small)
+        .ok()?;
+    Some(out.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

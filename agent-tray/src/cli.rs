@@ -42,7 +42,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the engine in the foreground (the default).
+    /// Run the engine headless, in the foreground (the default where there
+    /// is no tray app or no desktop).
     Run,
     /// Trade an enrolment code from your administrator for this device's token.
     Enroll {
@@ -66,6 +67,16 @@ pub enum Command {
     },
     /// Resume monitoring.
     Resume,
+    /// Show what is collected and who sees it; `--accept` to consent.
+    /// Nothing is collected before the employee has accepted this text.
+    Consent {
+        /// Accept the text shown.
+        #[arg(long, conflicts_with = "withdraw")]
+        accept: bool,
+        /// Withdraw consent: collection stops until it is given again.
+        #[arg(long)]
+        withdraw: bool,
+    },
     /// Everything sent to the server (newest first).
     Sent {
         /// How many days back (at most 30).
@@ -133,11 +144,39 @@ impl Context {
         Ok(ApiClient::new(server, ca.as_deref())?)
     }
 
+    /// The policy in force: the server's (fetched now when a server is
+    /// known and reachable, else as last fetched) with this device's keys.
+    pub async fn policy(&self) -> anyhow::Result<crate::policy::Effective> {
+        let server = match self.enrolment().await? {
+            Some(e) => Some(e.server_url),
+            None => self.config.server_url.clone(),
+        };
+        if let Some(server) = server {
+            let client = self.client(&server)?;
+            let fetched = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                crate::policy::refresh(&client, &self.outbox),
+            )
+            .await;
+            if let Ok(Err(e)) = fetched {
+                tracing::warn!(error = %e, "using the policy known so far");
+            }
+        }
+        Ok(crate::policy::effective(&self.config, &self.outbox).await?)
+    }
+
     /// Enrol with `code` at the configured server; the token goes to the keyring.
     pub async fn enroll(&self, code: &str) -> anyhow::Result<Enrolment> {
         let Some(server) = self.config.server_url.clone() else {
             bail!("no server URL: pass --server https://... or set server_url in the configuration");
         };
+        self.enroll_at(&server, code).await
+    }
+
+    /// Enrol with `code` at `server`; the token goes to the keyring.
+    pub async fn enroll_at(&self, server: &str, code: &str) -> anyhow::Result<Enrolment> {
+        crate::client::check_server_url(server)?;
+        let server = server.to_owned();
         let client = self.client(&server)?;
         let me = Identity::current();
         let res = client.enroll(code, &me.username, &me.hostname).await?;
@@ -182,12 +221,15 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             until_tomorrow,
         } => {
             let now = Utc::now();
-            let until = if until_tomorrow {
-                let tomorrow = Local::now().date_naive() + Duration::days(1);
-                crate::scheduler::local_instant(&Local, tomorrow, chrono::NaiveTime::MIN, true)
-            } else {
-                now + Duration::minutes(i64::from(minutes))
+            let policy = ctx.policy().await?;
+            let Some(limit) = policy.pause_limit(now) else {
+                bail!("pausing is turned off by {}", policy.policy.organisation);
             };
+            let wanted = if until_tomorrow { u32::MAX } else { minutes.max(1) };
+            if wanted > limit && !until_tomorrow {
+                bail!("pauses are limited to {limit} minutes here");
+            }
+            let until = now + Duration::minutes(i64::from(wanted.min(limit)));
             engine::pause(&ctx.outbox, until).await?;
             println!(
                 "Monitoring paused until {}.",
@@ -200,6 +242,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             println!("Monitoring resumed.");
             Ok(())
         }
+        Command::Consent { accept, withdraw } => consent(&ctx, accept, withdraw).await,
         Command::Sent { days } => {
             let since = Utc::now() - Duration::days(i64::from(days.min(30)));
             for e in ctx.outbox.sent(since, 10_000).await? {
@@ -233,6 +276,40 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn consent(ctx: &Context, accept: bool, withdraw: bool) -> anyhow::Result<()> {
+    if withdraw {
+        crate::policy::withdraw(&ctx.outbox).await?;
+        println!("Consent withdrawn: nothing more is collected until you accept again.");
+        return Ok(());
+    }
+    let policy = ctx.policy().await?;
+    let consent = &policy.consent;
+    println!("{}\n", consent.title);
+    for section in &consent.sections {
+        println!("{}", section.heading);
+        for item in &section.items {
+            println!("  - {item}");
+        }
+        println!();
+    }
+    let given = crate::policy::consented(&ctx.outbox, consent).await?;
+    if accept && !given {
+        crate::policy::accept(&ctx.outbox, &Identity::current(), consent, Utc::now()).await?;
+        println!(
+            "Accepted (text version {}). Monitoring starts now.",
+            consent.version
+        );
+    } else if given {
+        println!("You accepted this text (version {}).", consent.version);
+    } else {
+        println!(
+            "Not accepted yet: nothing is collected. Run `wfh-agent consent --accept` to accept (version {}).",
+            consent.version
+        );
+    }
+    Ok(())
 }
 
 fn toml_lines(config: &AgentConfig) -> String {
@@ -304,7 +381,7 @@ pub async fn shutdown_signal() -> ShutdownReason {
 }
 
 /// What `status` shows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub server: Option<String>,
     pub employee: Option<String>,
@@ -318,6 +395,14 @@ pub struct Status {
     pub outbox_set_aside: u64,
     pub outbox_bytes: u64,
     pub paused_until: Option<DateTime<Utc>>,
+    /// The employee has not accepted the consent in force: nothing is collected.
+    pub consent_needed: bool,
+    pub consent_version: String,
+    /// Longest pause allowed now, in minutes; `None`: pausing is off.
+    pub pause_limit_minutes: Option<u32>,
+    pub quit_allowed: bool,
+    pub policy_revision: i64,
+    pub heartbeat_interval_secs: u32,
 }
 
 pub async fn collect_status(ctx: &Context) -> anyhow::Result<Status> {
@@ -334,6 +419,9 @@ pub async fn collect_status(ctx: &Context) -> anyhow::Result<Status> {
         .flat_map(|p| p.slots.iter().map(|s| s.event_id))
         .collect();
     let stats = ctx.outbox.stats().await?;
+    let policy = crate::policy::effective(&ctx.config, &ctx.outbox).await?;
+    let consent_needed = !crate::policy::consented(&ctx.outbox, &policy.consent).await?;
+    let now = Utc::now();
     Ok(Status {
         server: enrolment.as_ref().map(|e| e.server_url.clone()),
         employee: enrolment.map(|e| {
@@ -344,15 +432,21 @@ pub async fn collect_status(ctx: &Context) -> anyhow::Result<Status> {
         token_present,
         last_heartbeat: ctx.outbox.last_sent("heartbeat").await?,
         logs_today_sent: ctx.outbox.logs_sent_for(&ids).await?,
-        logs_per_day: ctx.config.logs_per_day,
-        working_day: ctx
-            .config
-            .working_days
-            .contains(chrono::Datelike::weekday(&today)),
+        logs_per_day: policy.policy.logs_per_day,
+        working_day: policy
+            .policy
+            .weekdays()
+            .contains(&chrono::Datelike::weekday(&today)),
         outbox_waiting: stats.queued,
         outbox_set_aside: stats.set_aside,
         outbox_bytes: stats.bytes,
-        paused_until: engine::paused_until(&ctx.outbox, Utc::now()).await?,
+        paused_until: engine::paused_until(&ctx.outbox, now).await?,
+        consent_needed,
+        consent_version: policy.consent.version.clone(),
+        pause_limit_minutes: policy.pause_limit(now),
+        quit_allowed: policy.policy.quit_allowed,
+        policy_revision: policy.revision,
+        heartbeat_interval_secs: policy.policy.heartbeat_interval_secs,
     })
 }
 
@@ -397,8 +491,12 @@ async fn status(ctx: &Context, json: bool) -> anyhow::Result<()> {
     );
     println!(
         "Monitoring:      {}",
-        s.paused_until
-            .map_or("active".into(), |u| format!("paused until {}", local(u)))
+        if s.consent_needed {
+            "waiting for your consent: run `wfh-agent consent`".to_owned()
+        } else {
+            s.paused_until
+                .map_or("active".into(), |u| format!("paused until {}", local(u)))
+        }
     );
     Ok(())
 }

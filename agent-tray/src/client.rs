@@ -221,6 +221,11 @@ impl ApiClient {
         decode(req.send().await).await
     }
 
+    /// The monitoring policy and its consent (public; no token needed).
+    pub async fn policy(&self) -> Result<wfh_protocol::PolicyDocument, ClientError> {
+        decode(self.http.get(self.url("api/policy")).send().await).await
+    }
+
     pub async fn whoami(&self, token: &DeviceToken) -> Result<WhoAmI, ClientError> {
         decode(
             self.http

@@ -41,16 +41,21 @@ pub struct AgentConfig {
     pub enroll_code: Option<String>,
     /// PEM file with extra CA certificates to trust (a company CA). Default: none.
     pub extra_ca_file: Option<PathBuf>,
-    /// Seconds between heartbeats. Default: 300.
+    /// Seconds between heartbeats. Set here, it takes precedence over the
+    /// server's monitoring policy on this device. Default: the policy's (300).
     pub heartbeat_interval_secs: u64,
-    /// Detailed logs (with a screenshot) per working day. Default: 2.
+    /// Detailed logs (with a screenshot) per working day; overrides the
+    /// policy when set. Default: the policy's (2).
     pub logs_per_day: u8,
-    /// Days on which detailed logs are taken. Default: mon..fri.
+    /// Days on which detailed logs are taken; overrides the policy when set.
+    /// Default: the policy's (mon..fri).
     pub working_days: WorkingDays,
-    /// Local time the window for detailed logs opens ("HH:MM" or "HH:MM:SS"). Default: "08:00".
+    /// Local time the window for detailed logs opens ("HH:MM" or "HH:MM:SS");
+    /// overrides the policy when set. Default: the policy's ("08:00").
     #[serde(with = "hh_mm")]
     pub window_start: NaiveTime,
-    /// Local time the window closes. Default: "22:00".
+    /// Local time the window closes; overrides the policy when set.
+    /// Default: the policy's ("22:00").
     #[serde(with = "hh_mm")]
     pub window_end: NaiveTime,
     /// Seconds without keyboard or mouse input after which status is `idle`. Default: 300.
@@ -67,7 +72,20 @@ pub struct AgentConfig {
     /// The agent's own state (outbox, plans, sent log). Default: the
     /// platform's data directory (`~/.local/share/wfh-monitor` on Linux).
     pub data_dir: Option<PathBuf>,
+    /// Schedule keys set on this device (in a file or the environment):
+    /// they take precedence over the server's policy. Not a key itself.
+    #[serde(skip)]
+    pub pinned: Vec<&'static str>,
 }
+
+/// The keys that are also in the server's monitoring policy.
+pub const POLICY_KEYS: [&str; 5] = [
+    "heartbeat_interval_secs",
+    "logs_per_day",
+    "working_days",
+    "window_start",
+    "window_end",
+];
 
 impl Default for AgentConfig {
     fn default() -> Self {
@@ -86,6 +104,7 @@ impl Default for AgentConfig {
             outbox_max_age_days: 30,
             token_store: TokenStore::Auto,
             data_dir: None,
+            pinned: Vec::new(),
         }
     }
 }
@@ -162,8 +181,7 @@ impl AgentConfig {
         files: &ConfigFiles,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut fig =
-            Figment::from(Serialized::defaults(AgentConfig::default())).merge(Toml::file(&files.system));
+        let mut fig = Figment::new().merge(Toml::file(&files.system));
         if let Some(user) = &files.user {
             fig = fig.merge(Toml::file(user));
         }
@@ -179,7 +197,13 @@ impl AgentConfig {
                 fig = fig.merge((key, value));
             }
         }
-        let config: AgentConfig = fig.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        let pinned = POLICY_KEYS
+            .into_iter()
+            .filter(|k| fig.find_value(k).is_ok())
+            .collect();
+        let fig = Figment::from(Serialized::defaults(AgentConfig::default())).merge(fig);
+        let mut config: AgentConfig = fig.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.pinned = pinned;
         config.validate()?;
         Ok(config)
     }
@@ -230,6 +254,33 @@ impl AgentConfig {
             return bad("outbox_max_mib and outbox_max_age_days must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The server's policy with this device's own schedule keys in force.
+    pub fn effective_policy(
+        &self,
+        server: &wfh_protocol::MonitoringPolicy,
+    ) -> wfh_protocol::MonitoringPolicy {
+        let mut p = server.clone();
+        let time = |t: NaiveTime| {
+            use chrono::Timelike as _;
+            t.format(if t.second() == 0 { "%H:%M" } else { "%H:%M:%S" })
+                .to_string()
+        };
+        for key in &self.pinned {
+            match *key {
+                "heartbeat_interval_secs" => {
+                    p.heartbeat_interval_secs =
+                        u32::try_from(self.heartbeat_interval_secs).unwrap_or(u32::MAX);
+                }
+                "logs_per_day" => p.logs_per_day = self.logs_per_day,
+                "working_days" => p.working_days = self.working_days.into(),
+                "window_start" => p.window_start = time(self.window_start),
+                "window_end" => p.window_end = time(self.window_end),
+                _ => {}
+            }
+        }
+        p
     }
 
     pub fn schedule(&self) -> ScheduleConfig {

@@ -27,6 +27,7 @@ use crate::delivery::{Delivery, DeliveryState};
 use crate::idle::IdleSource;
 use crate::notify::{Notifier, ScreenshotNotice};
 use crate::outbox::{Backoff, Bounds, Item, Outbox, OutboxError};
+use crate::policy::Effective;
 use crate::scheduler::{Action, PlanBook, Scheduler, SlotRef};
 use crate::system::Identity;
 
@@ -83,6 +84,16 @@ impl HeartbeatTimer {
     pub fn next(&self) -> Option<DateTime<Utc>> {
         self.next
     }
+
+    /// A new interval takes effect from the next heartbeat.
+    pub fn set_interval(&mut self, interval: Duration) {
+        if interval != self.interval {
+            if let Some(n) = self.next {
+                self.next = Some(n - self.interval + interval);
+            }
+            self.interval = interval;
+        }
+    }
 }
 
 /// What the engine needs from the OS (or from a test).
@@ -108,6 +119,10 @@ pub struct Engine {
     parts: EngineParts,
     wake_delivery: Arc<Notify>,
     last_bounds_check: Option<DateTime<Utc>>,
+    policy: Effective,
+    last_policy_fetch: Option<DateTime<Utc>>,
+    consented: bool,
+    wake: Arc<Notify>,
     seed: u64,
 }
 
@@ -144,9 +159,14 @@ impl Engine {
         let install_id = outbox.install_id().await?;
         let book = outbox.load_plans().await?;
         let seed = parts.seed.unwrap_or_else(rand::random);
+        let policy = crate::policy::effective(&config, &outbox).await?;
         Ok(Self {
-            scheduler: Scheduler::new(config.schedule(), install_id, StdRng::seed_from_u64(seed)),
-            heartbeat: HeartbeatTimer::new(config.heartbeat_interval()),
+            scheduler: Scheduler::new(policy.schedule(), install_id, StdRng::seed_from_u64(seed)),
+            heartbeat: HeartbeatTimer::new(policy.heartbeat_interval()),
+            policy,
+            last_policy_fetch: None,
+            consented: false,
+            wake: Arc::new(Notify::new()),
             config,
             outbox,
             client,
@@ -180,9 +200,63 @@ impl Engine {
         }
     }
 
+    /// Wakes the engine for a pass at once (after a consent, a pause, ...).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Effective {
+        &self.policy
+    }
+
+    /// Fetch the server's policy when it is due, and apply it.
+    async fn refresh_policy(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        if self
+            .last_policy_fetch
+            .is_some_and(|t| now - t < crate::policy::REFRESH && now >= t)
+        {
+            return Ok(());
+        }
+        self.last_policy_fetch = Some(now);
+        let fetched = tokio::time::timeout(
+            StdDuration::from_secs(10),
+            crate::policy::refresh(&self.client, &self.outbox),
+        )
+        .await;
+        match fetched {
+            Ok(Ok(_)) => {}
+            Ok(Err(crate::policy::PolicyError::Outbox(e))) => return Err(e.into()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "keeping the policy known so far"),
+            Err(_) => tracing::warn!("the policy request timed out; keeping the policy known so far"),
+        }
+        let policy = crate::policy::effective(&self.config, &self.outbox).await?;
+        if policy != self.policy {
+            tracing::info!(revision = policy.revision, consent = %policy.consent.version, "applying the monitoring policy");
+            self.heartbeat.set_interval(policy.heartbeat_interval());
+            self.scheduler.set_config(policy.schedule());
+            self.policy = policy;
+        }
+        Ok(())
+    }
+
     /// One pass; returns when the next pass is needed.
     pub async fn tick(&mut self) -> Result<DateTime<Utc>, EngineError> {
         let now = self.parts.clock.now();
+        self.refresh_policy(now).await?;
+        let consented = crate::policy::consented(&self.outbox, &self.policy.consent).await?;
+        if consented != self.consented {
+            self.consented = consented;
+            if consented {
+                tracing::info!(version = %self.policy.consent.version, "consent given: monitoring");
+            } else {
+                tracing::warn!(version = %self.policy.consent.version, "waiting for the employee's consent; nothing is collected");
+            }
+        }
+        if !consented {
+            let nap = Duration::from_std(MAX_NAP).unwrap_or_else(|_| Duration::seconds(30));
+            return Ok(now + nap);
+        }
         let paused = paused_until(&self.outbox, now).await?.is_some();
 
         if self.heartbeat.due(now) {
@@ -292,7 +366,7 @@ impl Engine {
             height: shot.height,
             server: self.client.server().host_str().unwrap_or("the server").to_owned(),
             taken_today: 0,
-            per_day: self.config.logs_per_day,
+            per_day: self.policy.policy.logs_per_day,
         };
         let bytes = shot.bytes.len();
         let item = Item::Log {
@@ -325,15 +399,15 @@ impl Engine {
         state: Option<watch::Sender<DeliveryState>>,
     ) -> Result<(), EngineError> {
         let boot_time = crate::system::boot_time().unwrap_or_else(|| self.parts.clock.now());
-        let startup = self.event(
+        // Reported with the first pass the employee has consented to.
+        let mut startup = Some(self.event(
             AgentEvent::Startup {
                 boot_time,
                 agent_version: env!("CARGO_PKG_VERSION").to_owned(),
                 os: crate::system::os_description(),
             },
             Uuid::new_v4(),
-        );
-        self.outbox.enqueue(&startup, self.parts.clock.now()).await?;
+        ));
         tracing::info!(%boot_time, "agent started");
 
         let delivery = Delivery::new(
@@ -362,6 +436,12 @@ impl Engine {
         tokio::pin!(shutdown);
         let reason = loop {
             let next = self.tick().await?;
+            if self.consented {
+                if let Some(startup) = startup.take() {
+                    self.outbox.enqueue(&startup, self.parts.clock.now()).await?;
+                    self.wake_delivery.notify_one();
+                }
+            }
             crate::system::release_memory();
             let nap = (next - self.parts.clock.now())
                 .to_std()
@@ -370,6 +450,7 @@ impl Engine {
             tokio::select! {
                 reason = &mut shutdown => break reason,
                 () = tokio::time::sleep(nap) => {}
+                () = self.wake.notified() => {}
             }
         };
 
@@ -382,8 +463,10 @@ impl Engine {
                 return Ok(());
             }
         };
-        let bye = self.event(AgentEvent::Shutdown { reason }, Uuid::new_v4());
-        self.outbox.enqueue(&bye, self.parts.clock.now()).await?;
+        if startup.is_none() {
+            let bye = self.event(AgentEvent::Shutdown { reason }, Uuid::new_v4());
+            self.outbox.enqueue(&bye, self.parts.clock.now()).await?;
+        }
         delivery.flush(SHUTDOWN_FLUSH).await;
         Ok(())
     }

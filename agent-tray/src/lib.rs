@@ -5,9 +5,11 @@
 //! * [`outbox`] — the on-disk outbox, day plans and sent log (SQLite).
 //! * [`delivery`] — sends the outbox with backoff; retries, sets aside, re-enrols.
 //! * [`engine`] — heartbeats, detailed logs, startup and shutdown events.
+//! * [`policy`] — the server's monitoring policy and the employee's consent.
 //! * [`capture`], [`notify`], [`idle`], [`system`] — what the OS provides.
 //! * [`secrets`] — the device token in the OS keyring.
 //! * [`client`] — the one HTTP client (rustls), shared with the server's tests.
+//! * `tray` — the Tauri tray app and the employee's window (feature `tray`).
 
 pub mod capture;
 pub mod cli;
@@ -19,6 +21,9 @@ pub mod engine;
 pub mod idle;
 pub mod notify;
 pub mod outbox;
+pub mod policy;
 pub mod scheduler;
 pub mod secrets;
 pub mod system;
+#[cfg(feature = "tray")]
+pub mod tray;

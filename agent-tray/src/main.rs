@@ -1,9 +1,10 @@
-//! `wfh-agent`: the WFH Monitor agent (headless engine and commands).
+//! `wfh-agent`: the WFH Monitor agent. With no command it opens the tray app
+//! (when built with the `tray` feature and a desktop is there); `wfh-agent
+//! run` is the same engine headless.
 
 use clap::Parser as _;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WFH_AGENT_LOG")
@@ -11,5 +12,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    wfh_agent::cli::main(wfh_agent::cli::Cli::parse()).await
+    let cli = wfh_agent::cli::Cli::parse();
+    #[cfg(feature = "tray")]
+    if cli.command.is_none() && wfh_agent::system::has_desktop() {
+        return wfh_agent::tray::run(cli);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(wfh_agent::cli::main(cli))
 }

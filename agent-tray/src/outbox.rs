@@ -39,6 +39,13 @@ pub enum OutboxError {
 
 pub type Result<T> = std::result::Result<T, OutboxError>;
 
+fn image_len(item: &Item) -> i64 {
+    match item {
+        Item::Log { image, .. } => i64::try_from(image.len()).unwrap_or(i64::MAX),
+        _ => 0,
+    }
+}
+
 /// Something to deliver.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
@@ -318,14 +325,21 @@ impl Outbox {
         at: DateTime<Utc>,
         received_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let image_bytes = match &q.item {
-            Item::Log { image, .. } => Some(image.len() as i64),
-            _ => None,
+        let (image_bytes, thumbnail) = match &q.item {
+            Item::Log { image, .. } => {
+                let image = image.clone();
+                let thumb = tokio::task::spawn_blocking(move || crate::capture::thumbnail(&image))
+                    .await
+                    .ok()
+                    .flatten();
+                (Some(image_len(&q.item)), thumb)
+            }
+            _ => (None, None),
         };
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sent (event_id, kind, body, image_bytes, sent_at, received_at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO sent (event_id, kind, body, image_bytes, sent_at, received_at, thumbnail)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(q.item.event_id().to_string())
         .bind(q.item.kind())
@@ -333,6 +347,7 @@ impl Outbox {
         .bind(image_bytes)
         .bind(micros(at))
         .bind(received_at.map(|t| t.to_rfc3339()))
+        .bind(thumbnail)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM outbox WHERE seq = ?")
@@ -456,6 +471,17 @@ impl Outbox {
                 })
             })
             .collect()
+    }
+
+    /// The thumbnail kept of a sent screenshot.
+    pub async fn thumbnail(&self, event_id: Uuid) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT thumbnail FROM sent WHERE event_id = ?")
+                .bind(event_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
     }
 
     /// The newest delivery of `kind`, if any.

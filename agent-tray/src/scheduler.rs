@@ -280,6 +280,12 @@ impl<R: Rng> Scheduler<R> {
         &self.config
     }
 
+    /// A new policy: days already planned keep their plan (a day has exactly
+    /// the logs it was planned with); the next days follow the new settings.
+    pub fn set_config(&mut self, config: ScheduleConfig) {
+        self.config = config;
+    }
+
     /// The real instants of `day`'s window in `tz`.
     pub fn window<Z: TimeZone>(&self, tz: &Z, day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
         let start = local_instant(tz, day, self.config.window_start, true);

@@ -68,6 +68,17 @@ pub fn release_memory() {
     }
 }
 
+/// Is there a desktop to show a tray icon on? (Always on Windows and macOS;
+/// on Linux, an X11 or Wayland display.)
+pub fn has_desktop() -> bool {
+    if cfg!(any(windows, target_os = "macos")) {
+        return true;
+    }
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

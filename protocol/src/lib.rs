@@ -13,6 +13,9 @@ use uuid::Uuid;
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+pub mod policy;
+pub use policy::{Consent, ConsentSection, MonitoringPolicy, PausePolicy, PolicyDocument};
+
 /// Header that carries a device or admin token: `Authorization: Bearer <token>`.
 pub const AUTHORIZATION: &str = "authorization";
 /// Prefix of every device token (lets the server tell token kinds apart).
@@ -297,6 +300,9 @@ pub enum AgentEvent {
         #[serde(default)]
         detail: Option<String>,
     },
+    /// The employee accepted the consent of this version
+    /// ([`MonitoringPolicy::consent`]); nothing is collected before.
+    ConsentGiven { version: String },
 }
 
 impl AgentEvent {
@@ -305,6 +311,7 @@ impl AgentEvent {
             Self::Startup { .. } => "startup",
             Self::Shutdown { .. } => "shutdown",
             Self::LogMissed { .. } => "log_missed",
+            Self::ConsentGiven { .. } => "consent_given",
         }
     }
 }
@@ -450,6 +457,20 @@ pub mod admin {
         pub timestamp: DateTime<FixedOffset>,
         pub received_at: DateTime<Utc>,
         pub event: AgentEvent,
+    }
+
+    /// A consent an employee gave on one of their devices.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct ConsentEntry {
+        pub event_id: Uuid,
+        pub device_id: i64,
+        /// `Consent::version` of the text that was accepted.
+        pub version: String,
+        /// When the employee accepted, device time with its offset.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        pub accepted_at: DateTime<FixedOffset>,
+        pub received_at: DateTime<Utc>,
     }
 
     /// One page of a listing; pass `next_cursor` as `cursor` for the next.

@@ -586,6 +586,8 @@ function eventText(ev) {
       return e.reason === "session" ? "Agent stopped: log-off or shutdown" : "Agent stopped by hand";
     case "log_missed":
       return `Detailed log ${e.slot + 1} of the day not taken: ${MISSED[e.reason] || e.reason}${e.detail ? ` (${e.detail})` : ""}`;
+    case "consent_given":
+      return `Consent given (text version ${e.version})`;
     default:
       return e.kind;
   }

@@ -128,15 +128,9 @@ pub async fn run(command: Command, config: Config, out: &mut (dyn Write + Send))
                 "{:<6} {:<20} {:<8} {:<8} LAST SEEN",
                 "ID", "USERNAME", "ACTIVE", "STATUS"
             )?;
+            let interval = crate::policy::heartbeat_interval(&state).await?;
             for (e, active, created, presence) in state.store.employees_with_presence().await? {
-                let v = crate::db::employee_view(
-                    e,
-                    active,
-                    created,
-                    presence,
-                    now,
-                    state.config.heartbeat_interval_secs,
-                );
+                let v = crate::db::employee_view(e, active, created, presence, now, interval);
                 let status = serde_json::to_value(v.status).unwrap_or_default();
                 writeln!(
                     out,

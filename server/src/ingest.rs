@@ -21,7 +21,7 @@ use wfh_protocol::{
 };
 
 use crate::auth::Device;
-use crate::db::{screenshot_url, LogInsert, NewAgentEvent, NewHeartbeat, NewLog, Store};
+use crate::db::{screenshot_url, LogInsert, NewAgentEvent, NewConsent, NewHeartbeat, NewLog, Store};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::screenshots::{self, Screenshots};
@@ -240,7 +240,29 @@ pub async fn agent_event(
             }
         }
         AgentEvent::Shutdown { .. } => {}
+        AgentEvent::ConsentGiven { version } => {
+            if version.is_empty() || version.len() > 64 || !version.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(ApiError::field(
+                    "event.version",
+                    "must be 1 to 64 letters or digits",
+                ));
+            }
+        }
     }
+    // A consent is also kept as a record of its own (not subject to the
+    // 30-day retention); recorded on a retry too, so nothing is half-stored.
+    let consent = match &req.event {
+        AgentEvent::ConsentGiven { version } => Some(NewConsent {
+            event_id: req.event_id,
+            employee_id: device.employee.id,
+            device_id: device.device_id,
+            version: version.clone(),
+            accepted_at: micros(req.timestamp),
+            received_at: micros(state.clock.now()),
+        }),
+        _ => None,
+    };
     let accepted = state
         .store
         .insert_agent_event(&NewAgentEvent {
@@ -254,6 +276,10 @@ pub async fn agent_event(
             received_at: micros(state.clock.now()),
         })
         .await?;
+    if let Some(consent) = consent {
+        state.store.insert_consent(&consent).await?;
+        tracing::info!(employee = device.employee.id, device = device.device_id, version = %consent.version, "consent recorded");
+    }
     Ok(accepted)
 }
 

@@ -14,6 +14,7 @@ pub mod geoip;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
+pub mod policy;
 pub mod retention;
 pub mod routes;
 pub mod screenshots;

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod tray;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -162,6 +164,12 @@ impl Desktop {
         }
         desktop.children.push(child);
 
+        // A StatusNotifierWatcher, so that tray items can register.
+        let mut watcher = Command::new("status-notifier-watcher");
+        watcher.envs(env.clone());
+        let child = spawn_quiet(&mut watcher, &desktop.path("sni-watcher.log"));
+        desktop.children.push(child);
+
         let mut monitor = Command::new("dbus-monitor");
         monitor
             .args([
@@ -173,7 +181,11 @@ impl Desktop {
         desktop.children.push(child);
 
         // Both services on the bus before anyone needs them.
-        let names = ["org.freedesktop.Notifications", "org.freedesktop.secrets"];
+        let names = [
+            "org.freedesktop.Notifications",
+            "org.freedesktop.secrets",
+            "org.kde.StatusNotifierWatcher",
+        ];
         let ready = (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(100));
             let out = Command::new("dbus-send")
@@ -193,7 +205,7 @@ impl Desktop {
         });
         assert!(
             ready,
-            "notification daemon and keyring did not come up on the session bus"
+            "notification daemon, keyring and tray watcher did not come up on the session bus"
         );
         desktop
     }
@@ -508,6 +520,14 @@ impl Agent {
         self.child = Some(spawn_quiet(&mut self.command(&["run"]), &log));
     }
 
+    /// Start the tray app (no command: the app, since there is a display).
+    pub fn spawn_tray(&mut self) {
+        assert!(self.child.is_none());
+        self.runs += 1;
+        let log = self.dir.join(format!("agent-run-{}.log", self.runs));
+        self.child = Some(spawn_quiet(&mut self.command(&[]), &log));
+    }
+
     /// The running agent's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
@@ -539,6 +559,13 @@ impl Agent {
         }
     }
 
+    /// The exit status, once the agent has exited by itself.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// SIGKILL: a crash or a power cut.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("running");
@@ -560,14 +587,9 @@ impl Drop for Agent {
     }
 }
 
-/// An agent in `desktop`, configured with `extra` and enrolled with `server`
-/// as employee "ana" (trusting the server's test CA).
-pub async fn enrolled_agent(
-    desktop: &Desktop,
-    server_url: &str,
-    server: &Server,
-    extra: &str,
-) -> (tempfile::TempDir, Agent) {
+/// A folder for one laptop's agent that trusts `server`'s test CA (as
+/// `ca.pem`, which the configuration names).
+pub fn laptop_dir(server: &Server) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     pki_files(dir.path());
     // The server's certificate is in the server's own directory; trust its CA.
@@ -579,10 +601,37 @@ pub async fn enrolled_agent(
         .unwrap()
         .with_file_name("ca.pem");
     std::fs::copy(ca, dir.path().join("ca.pem")).unwrap();
+    dir
+}
+
+/// `WFH_BENCH_*`-style knob: the variable's value, or `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// An agent in `desktop`, configured with `extra` and enrolled with `server`
+/// as employee "ana" (trusting the server's test CA).
+pub async fn enrolled_agent(
+    desktop: &Desktop,
+    server_url: &str,
+    server: &Server,
+    extra: &str,
+) -> (tempfile::TempDir, Agent) {
+    let dir = laptop_dir(server);
     let (_, code) = server.employee_with_code("ana").await;
     let agent = Agent::new(dir.path(), server_url, desktop.env(), extra);
     let (ok, out) = agent.exec(&["enroll", "--code", &code]);
     assert!(ok, "enrol: {out}");
+    let (ok, out) = agent.exec(&["consent", "--accept"]);
+    assert!(ok && out.contains("Accepted"), "consent: {out}");
     (dir, agent)
 }
 

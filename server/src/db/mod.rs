@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, Utc};
 use uuid::Uuid;
-use wfh_protocol::admin::{AgentEventRecord, Device, Employee, HeartbeatRecord};
+use wfh_protocol::admin::{AgentEventRecord, ConsentEntry, Device, Employee, HeartbeatRecord};
 use wfh_protocol::{
     AgentEvent, EmployeeRef, EventAccepted, HeartbeatStatus, ImageFormat, Location, LogRecord,
 };
@@ -230,10 +230,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Delete agent events older than `cutoff`; returns how many.
     async fn purge_agent_events(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
 
+    /// The stored monitoring policy (JSON) and its revision; `None` before
+    /// the first change (the built-in default applies).
+    async fn policy(&self) -> StoreResult<Option<(i64, String)>>;
+    /// Replace the policy; returns the new revision.
+    async fn set_policy(&self, policy_json: &str, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// Record a consent once (idempotent by event id).
+    async fn insert_consent(&self, consent: &NewConsent) -> StoreResult<()>;
+    /// An employee's consents, newest first.
+    async fn consents(&self, employee_id: i64) -> StoreResult<Vec<ConsentEntry>>;
+
     /// Delete heartbeats older than `cutoff`, `batch` rows at a time.
     async fn purge_heartbeats(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<HeartbeatPurge>;
     /// Delete up to `batch` logs older than `cutoff`; returns what was deleted.
     async fn purge_logs(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<Vec<PurgedLog>>;
+}
+
+/// A consent about to be recorded (from a `consent_given` agent event).
+#[derive(Debug, Clone)]
+pub struct NewConsent {
+    pub event_id: Uuid,
+    pub employee_id: i64,
+    pub device_id: i64,
+    pub version: String,
+    pub accepted_at: DateTime<FixedOffset>,
+    pub received_at: DateTime<Utc>,
 }
 
 /// A dashboard session about to be stored.

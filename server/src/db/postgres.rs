@@ -713,6 +713,65 @@ impl Store for PgStore {
         settle_agent_event(ev, stored, first)
     }
 
+    async fn policy(&self) -> StoreResult<Option<(i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT revision, policy::text FROM monitoring_policy WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_policy(&self, policy_json: &str, now: DateTime<Utc>) -> StoreResult<i64> {
+        let (revision,): (i64,) = sqlx::query_as(
+            "INSERT INTO monitoring_policy (id, revision, policy, updated_at) VALUES (1, 1, $1::jsonb, $2) \
+             ON CONFLICT (id) DO UPDATE SET revision = monitoring_policy.revision + 1, \
+             policy = EXCLUDED.policy, updated_at = EXCLUDED.updated_at RETURNING revision",
+        )
+        .bind(policy_json)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(revision)
+    }
+
+    async fn insert_consent(&self, c: &NewConsent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consents (event_id, employee_id, device_id, consent_version, accepted_at, \
+             utc_offset_secs, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(c.event_id)
+        .bind(c.employee_id)
+        .bind(c.device_id)
+        .bind(&c.version)
+        .bind(c.accepted_at.to_utc())
+        .bind(c.accepted_at.offset().local_minus_utc())
+        .bind(c.received_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn consents(&self, employee_id: i64) -> StoreResult<Vec<ConsentEntry>> {
+        let rows: Vec<(Uuid, i64, String, DateTime<Utc>, i32, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT event_id, device_id, consent_version, accepted_at, utc_offset_secs, received_at \
+             FROM consents WHERE employee_id = $1 ORDER BY accepted_at DESC, event_id",
+        )
+        .bind(employee_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(event_id, device_id, version, at, offset, received_at)| {
+                Ok(ConsentEntry {
+                    event_id,
+                    device_id,
+                    version,
+                    accepted_at: with_offset(at, offset)?,
+                    received_at,
+                })
+            })
+            .collect()
+    }
+
     async fn agent_events(&self, q: &ListQuery) -> StoreResult<Vec<AgentEventRecord>> {
         let mut qb = QueryBuilder::new(
             "SELECT event_id, employee_id, device_id, username, hostname, event::text AS event, occurred_at, \

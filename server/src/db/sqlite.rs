@@ -620,6 +620,69 @@ impl Store for SqliteStore {
         settle_agent_event(ev, stored, first)
     }
 
+    async fn policy(&self) -> StoreResult<Option<(i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT revision, policy FROM monitoring_policy WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_policy(&self, policy_json: &str, now: DateTime<Utc>) -> StoreResult<i64> {
+        let (revision,): (i64,) = sqlx::query_as(
+            "INSERT INTO monitoring_policy (id, revision, policy, updated_at) VALUES (1, 1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET revision = monitoring_policy.revision + 1, \
+             policy = excluded.policy, updated_at = excluded.updated_at RETURNING revision",
+        )
+        .bind(policy_json)
+        .bind(micros(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(revision)
+    }
+
+    async fn insert_consent(&self, c: &NewConsent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consents (event_id, employee_id, device_id, consent_version, accepted_at, \
+             utc_offset_secs, received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(c.event_id)
+        .bind(c.employee_id)
+        .bind(c.device_id)
+        .bind(&c.version)
+        .bind(micros(c.accepted_at.to_utc()))
+        .bind(c.accepted_at.offset().local_minus_utc())
+        .bind(micros(c.received_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn consents(&self, employee_id: i64) -> StoreResult<Vec<ConsentEntry>> {
+        let rows: Vec<(Uuid, i64, String, i64, i32, i64)> = sqlx::query_as(
+            "SELECT event_id, device_id, consent_version, accepted_at, utc_offset_secs, received_at \
+             FROM consents WHERE employee_id = ? ORDER BY accepted_at DESC, event_id",
+        )
+        .bind(employee_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let time = |t: i64| {
+            DateTime::from_timestamp_micros(t)
+                .ok_or_else(|| StoreError::Corrupt("bad time in consents".into()))
+        };
+        rows.into_iter()
+            .map(|(event_id, device_id, version, at, offset, received_at)| {
+                Ok(ConsentEntry {
+                    event_id,
+                    device_id,
+                    version,
+                    accepted_at: with_offset(time(at)?, offset)?,
+                    received_at: time(received_at)?,
+                })
+            })
+            .collect()
+    }
+
     async fn agent_events(&self, q: &ListQuery) -> StoreResult<Vec<AgentEventRecord>> {
         let mut qb = QueryBuilder::new(
             "SELECT event_id, employee_id, device_id, username, hostname, event, occurred_at, \

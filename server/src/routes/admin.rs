@@ -91,6 +91,23 @@ pub fn routes(
         .and(warp::path!("logs" / Uuid / "thumbnail"))
         .and(warp::get())
         .and_then(thumbnail);
+    let consents = base
+        .clone()
+        .and(warp::path!("employees" / i64 / "consents"))
+        .and(warp::get())
+        .and_then(list_consents);
+    let get_policy = base
+        .clone()
+        .and(warp::path!("policy"))
+        .and(warp::get())
+        .and_then(get_policy);
+    let put_policy = base
+        .clone()
+        .and(warp::path!("policy"))
+        .and(warp::put())
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::json())
+        .and_then(put_policy);
     let export = base
         .and(warp::path!("logs" / "export" / String))
         .and(warp::get())
@@ -122,6 +139,12 @@ pub fn routes(
         .or(thumbnail)
         .unify()
         .or(export)
+        .unify()
+        .or(consents)
+        .unify()
+        .or(get_policy)
+        .unify()
+        .or(put_policy)
         .unify();
     // Authentication once, after the prefix match.
     warp::path("api")
@@ -202,22 +225,14 @@ fn page<T>(items: Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Page<T> {
 
 async fn employee_with_presence(state: &AppState, id: i64) -> Result<Employee, ApiError> {
     let now = state.clock.now();
+    let interval = crate::policy::heartbeat_interval(state).await?;
     state
         .store
         .employees_with_presence()
         .await?
         .into_iter()
         .find(|(e, ..)| e.id == id)
-        .map(|(e, active, created, presence)| {
-            employee_view(
-                e,
-                active,
-                created,
-                presence,
-                now,
-                state.config.heartbeat_interval_secs,
-            )
-        })
+        .map(|(e, active, created, presence)| employee_view(e, active, created, presence, now, interval))
         .ok_or(ApiError::NotFound("employee"))
 }
 
@@ -227,7 +242,7 @@ async fn employee_with_presence(state: &AppState, id: i64) -> Result<Employee, A
               (status = 403, body = wfh_protocol::ErrorBody)))]
 pub async fn list_employees(state: AppState) -> Result<warp::reply::Response, Rejection> {
     let now = state.clock.now();
-    let interval = state.config.heartbeat_interval_secs;
+    let interval = crate::policy::heartbeat_interval(&state).await.map_err(reject)?;
     let mut employees: Vec<Employee> = state
         .store
         .employees_with_presence()
@@ -578,4 +593,36 @@ pub async fn export(
     }
     h.insert("cache-control", warp::http::HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+/// An employee's consents, newest first.
+#[utoipa::path(get, path = "/api/admin/employees/{id}/consents", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = Vec<wfh_protocol::admin::ConsentEntry>), (status = 404, body = wfh_protocol::ErrorBody)))]
+pub async fn list_consents(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
+    state.store.employee(id).await.map_err(reject)?;
+    let consents = state.store.consents(id).await.map_err(reject)?;
+    Ok(json(StatusCode::OK, &consents))
+}
+
+/// The monitoring policy in force.
+#[utoipa::path(get, path = "/api/admin/policy", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = wfh_protocol::PolicyDocument)))]
+pub async fn get_policy(state: AppState) -> Result<warp::reply::Response, Rejection> {
+    let doc = crate::policy::current(&state).await.map_err(reject)?;
+    Ok(json(StatusCode::OK, &doc))
+}
+
+/// Replace the monitoring policy. Agents pick it up within the hour (at once
+/// on start); a change to what is collected asks every employee to accept
+/// the new consent before collection goes on. `retention_days` is the
+/// server's setting and is ignored here.
+#[utoipa::path(put, path = "/api/admin/policy", tag = "admin", security(("admin_token" = [])),
+    request_body = wfh_protocol::MonitoringPolicy,
+    responses((status = 200, body = wfh_protocol::PolicyDocument), (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn put_policy(
+    state: AppState,
+    policy: wfh_protocol::MonitoringPolicy,
+) -> Result<warp::reply::Response, Rejection> {
+    let doc = crate::policy::replace(&state, policy).await.map_err(reject)?;
+    Ok(json(StatusCode::OK, &doc))
 }

@@ -55,7 +55,13 @@ pub fn routes(
         .and(device(state))
         .and(client_ip(state))
         .map(whoami);
+    let policy = warp::path!("api" / "policy")
+        .and(warp::get())
+        .and(with_state(state))
+        .and_then(policy);
     enroll
+        .or(policy)
+        .unify()
         .or(heartbeat)
         .unify()
         .or(event)
@@ -64,6 +70,16 @@ pub fn routes(
         .unify()
         .or(whoami)
         .unify()
+}
+
+/// The monitoring policy and the consent it asks for. Public: an employee
+/// may read it before enrolling, and the agent shows it before anything is
+/// collected.
+#[utoipa::path(get, path = "/api/policy", tag = "agent",
+    responses((status = 200, body = wfh_protocol::PolicyDocument)))]
+pub async fn policy(state: AppState) -> Result<warp::reply::Response, Rejection> {
+    let doc = crate::policy::current(&state).await.map_err(reject)?;
+    Ok(json(StatusCode::OK, &doc))
 }
 
 /// Trade an enrolment code for a device token.

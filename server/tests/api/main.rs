@@ -8,6 +8,7 @@ mod bad_input;
 mod dashboard;
 mod events;
 mod ingest;
+mod policy;
 mod retention;
 mod seed;
 mod tls;

@@ -1,0 +1,16 @@
+//! Embeds the tray app's web UI (agent-ui/dist) and Tauri's generated code
+//! when the `tray` feature is on; nothing otherwise.
+
+fn main() {
+    #[cfg(feature = "tray")]
+    {
+        let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent-ui/dist/index.html");
+        if !dist.exists() {
+            panic!(
+                "the tray app's UI is not built: run `npm ci && npm run build` in agent-ui/ \
+                 (scripts/test and scripts/build-agent do), or build without it: --no-default-features"
+            );
+        }
+        tauri_build::build();
+    }
+}

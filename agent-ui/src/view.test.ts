@@ -1,0 +1,110 @@
+import { describe, expect, it } from "vitest";
+import type { SentEntry, Snapshot, Status } from "./types";
+import { byDay, connection, describe as describeSent, logsToday, pauseChoices, pauseLeft, startPage } from "./view";
+
+export function status(over: Partial<Status> = {}): Status {
+  return {
+    server: "https://wfh.example.com",
+    employee: "Ana Silva (employee 1, device 1)",
+    token_store: "Secret Service keyring",
+    token_present: true,
+    last_heartbeat: "2026-12-01T09:00:00Z",
+    logs_today_sent: 1,
+    logs_per_day: 2,
+    working_day: true,
+    outbox_waiting: 0,
+    outbox_set_aside: 0,
+    outbox_bytes: 0,
+    paused_until: null,
+    consent_needed: false,
+    consent_version: "abcd",
+    pause_limit_minutes: 10_000,
+    quit_allowed: true,
+    policy_revision: 0,
+    heartbeat_interval_secs: 300,
+    ...over,
+  };
+}
+
+export function snapshot(over: Partial<Snapshot> = {}, st: Partial<Status> = {}): Snapshot {
+  return {
+    state: "monitoring",
+    summary: "Monitoring",
+    status: status(st),
+    delivery: { state: "connected" },
+    engine_error: null,
+    configured_server: null,
+    configured_code: false,
+    ...over,
+  };
+}
+
+describe("startPage", () => {
+  it("asks for the server first when none is known", () => {
+    expect(startPage(snapshot({ state: "not_enrolled" }, { server: null, consent_needed: true }), null)).toBe("setup");
+  });
+  it("asks for consent before the enrolment code", () => {
+    const s = snapshot({ state: "not_enrolled", configured_server: "https://wfh.example.com" }, { server: null, consent_needed: true });
+    expect(startPage(s, null)).toBe("consent");
+    expect(startPage({ ...s, status: { ...s.status, consent_needed: false } }, null)).toBe("enroll");
+  });
+  it("asks for consent again when the policy changed, whatever page was asked for", () => {
+    expect(startPage(snapshot({ state: "consent_needed" }, { consent_needed: true }), "sent")).toBe("consent");
+  });
+  it("opens the page a menu item asked for", () => {
+    expect(startPage(snapshot(), "sent")).toBe("sent");
+    expect(startPage(snapshot(), "collected")).toBe("collected");
+    expect(startPage(snapshot(), null)).toBe("status");
+  });
+});
+
+describe("status lines", () => {
+  it("counts today's screenshots without saying when the next one is", () => {
+    expect(logsToday(status())).toBe("1 of 2 taken");
+    expect(logsToday(status({ working_day: false }))).toMatch(/not a working day/);
+  });
+  it("says whether the server is reachable", () => {
+    expect(connection({ state: "connected" }, status())).toEqual({ text: "Connected to wfh.example.com", tone: "ok" });
+    expect(connection({ state: "unreachable", error: "connection refused" }, status()).tone).toBe("bad");
+  });
+  it("rounds the pause left up to the minute and ends it on time", () => {
+    const now = new Date("2026-12-01T10:00:00Z");
+    expect(pauseLeft("2026-12-01T10:14:01Z", now)).toBe(15);
+    expect(pauseLeft("2026-12-01T09:59:00Z", now)).toBe(0);
+    expect(pauseLeft(null, now)).toBe(0);
+  });
+  it("offers only the pauses the policy allows", () => {
+    expect(pauseChoices(null)).toEqual([]);
+    expect(pauseChoices(30).map((c) => c.minutes)).toEqual([15, null]);
+    expect(pauseChoices(30)[1].label).toMatch(/30 min/);
+    expect(pauseChoices(10_000).map((c) => c.label)).toEqual(["For 15 min", "For 1 h", "Until tomorrow"]);
+  });
+});
+
+describe("the sent log", () => {
+  const log: SentEntry = {
+    event_id: "e1",
+    kind: "log",
+    body: { username: "ana", hostname: "ana-laptop", local_ips: ["10.0.0.5"], public_ip: null, timestamp: "2026-12-01T10:31:00+01:00", event_id: "e1" },
+    image_bytes: 300 * 1024,
+    sent_at: "2026-12-01T09:31:02Z",
+    has_thumbnail: true,
+  };
+  it("names every field that was sent", () => {
+    const d = describeSent(log);
+    expect(d.title).toMatch(/screenshot/);
+    const labels = d.fields.map(([k]) => k);
+    expect(labels).toEqual(["User name", "Computer", "Local IP addresses", "Public IP address", "Location", "Time", "Screenshot"]);
+    expect(d.fields.find(([k]) => k === "Screenshot")?.[1]).toBe("300 KB");
+  });
+  it("describes events in plain words", () => {
+    const ev: SentEntry = { ...log, kind: "event", image_bytes: null, has_thumbnail: false, body: { username: "ana", hostname: "h", timestamp: "t", event: { kind: "consent_given", version: "abcd" } } };
+    expect(describeSent(ev).title).toBe("Consent given");
+    expect(describeSent(ev).fields).toContainEqual(["Text version", "abcd"]);
+  });
+  it("groups by day, newest first", () => {
+    const days = byDay([log, { ...log, event_id: "e0", sent_at: "2026-11-30T09:00:00Z" }]);
+    expect(days).toHaveLength(2);
+    expect(days[0][1][0].event_id).toBe("e1");
+  });
+});

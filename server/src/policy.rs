@@ -1,0 +1,54 @@
+//! The monitoring policy: stored once, served to agents and admins.
+//!
+//! Until an admin changes it, the policy is the built-in default with the
+//! server's `heartbeat_interval_secs`; `retention_days` always comes from the
+//! server's configuration (it is what retention really does).
+
+use wfh_protocol::{MonitoringPolicy, PolicyDocument};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The policy in force, with its consent.
+pub async fn current(state: &AppState) -> Result<PolicyDocument, ApiError> {
+    let (revision, mut policy) = match state.store.policy().await? {
+        Some((revision, json)) => (
+            revision,
+            serde_json::from_str::<MonitoringPolicy>(&json).map_err(ApiError::internal)?,
+        ),
+        None => (
+            0,
+            MonitoringPolicy {
+                heartbeat_interval_secs: u32::try_from(state.config.heartbeat_interval_secs).unwrap_or(300),
+                ..MonitoringPolicy::default()
+            },
+        ),
+    };
+    policy.retention_days = state.config.retention_days;
+    let consent = policy.consent();
+    Ok(PolicyDocument {
+        revision,
+        policy,
+        consent,
+    })
+}
+
+/// Replace the policy after checking it; answers with the new document.
+pub async fn replace(state: &AppState, mut policy: MonitoringPolicy) -> Result<PolicyDocument, ApiError> {
+    policy.retention_days = state.config.retention_days;
+    policy.validate().map_err(|e| ApiError::field("policy", e))?;
+    let json = serde_json::to_string(&policy).map_err(ApiError::internal)?;
+    let revision = state.store.set_policy(&json, state.clock.now()).await?;
+    let consent = policy.consent();
+    tracing::info!(revision, consent = %consent.version, "monitoring policy changed");
+    Ok(PolicyDocument {
+        revision,
+        policy,
+        consent,
+    })
+}
+
+/// The heartbeat interval presence is judged by (offline after two).
+pub async fn heartbeat_interval(state: &AppState) -> Result<u64, ApiError> {
+    Ok(u64::from(current(state).await?.policy.heartbeat_interval_secs))
+}
