@@ -85,8 +85,29 @@ pub enum Command {
     },
     /// Print the effective configuration and where it is read from.
     Config,
+    /// Start at login for this user: Task Scheduler (Windows), LaunchAgent
+    /// (macOS), XDG autostart for the tray or a systemd user unit (Linux).
+    Autostart {
+        #[command(subcommand)]
+        action: AutostartAction,
+    },
     /// Forget this device's token.
     Unenroll,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutostartAction {
+    /// Start at login from now on.
+    Install {
+        /// Start the engine alone (`wfh-agent run`) rather than the tray app
+        /// (Linux: a systemd user unit instead of an XDG autostart entry).
+        #[arg(long)]
+        headless: bool,
+    },
+    /// No longer start at login.
+    Uninstall,
+    /// What starts at login.
+    Status,
 }
 
 /// What enrolment recorded (the token itself is in the keyring).
@@ -200,6 +221,9 @@ impl Context {
 }
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Autostart { action }) = &cli.command {
+        return autostart(action);
+    }
     let ctx = Context::load(&cli).await?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&ctx).await,
@@ -243,6 +267,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Consent { accept, withdraw } => consent(&ctx, accept, withdraw).await,
+        Command::Autostart { action } => autostart(&action),
         Command::Sent { days } => {
             let since = Utc::now() - Duration::days(i64::from(days.min(30)));
             for e in ctx.outbox.sent(since, 10_000).await? {
@@ -276,6 +301,34 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn autostart(action: &AutostartAction) -> anyhow::Result<()> {
+    use crate::autostart::{self as start, Mode, Places};
+    let places = Places::current()?;
+    let show = |what: &start::Installed, none: &str| {
+        if what.entries.is_empty() {
+            println!("{none}");
+        }
+        for (path, kind) in &what.entries {
+            println!("{kind}: {}", path.display());
+        }
+    };
+    match action {
+        AutostartAction::Install { headless } => {
+            let exe = std::env::current_exe().context("finding this program's path")?;
+            let mode = if *headless { Mode::Headless } else { Mode::Tray };
+            let done = start::install(&places, &exe, mode)?;
+            show(&done, "");
+            println!("WFH Monitor now starts at login.");
+        }
+        AutostartAction::Uninstall => {
+            let done = start::uninstall(&places)?;
+            show(&done, "Nothing was set to start at login.");
+        }
+        AutostartAction::Status => show(&start::status(&places)?, "Not set to start at login."),
+    }
+    Ok(())
 }
 
 async fn consent(ctx: &Context, accept: bool, withdraw: bool) -> anyhow::Result<()> {

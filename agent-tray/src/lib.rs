@@ -8,9 +8,11 @@
 //! * [`policy`] — the server's monitoring policy and the employee's consent.
 //! * [`capture`], [`notify`], [`idle`], [`system`] — what the OS provides.
 //! * [`secrets`] — the device token in the OS keyring.
+//! * [`autostart`] — starting at login (Task Scheduler, LaunchAgent, systemd / XDG).
 //! * [`client`] — the one HTTP client (rustls), shared with the server's tests.
 //! * `tray` — the Tauri tray app and the employee's window (feature `tray`).
 
+pub mod autostart;
 pub mod capture;
 pub mod cli;
 pub mod client;

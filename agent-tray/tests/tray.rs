@@ -127,6 +127,27 @@ async fn the_tray_item_is_on_the_session_bus_and_follows_pause_and_resume() {
     })
     .await;
 
+    // One app per session: a second launch hands over to the first, which
+    // opens its window, and exits at once.
+    let windows = || {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--name", "^WFH Monitor$"])
+            .envs(desktop.env())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(windows(), 0, "no window while the employee has not opened one");
+    let started = std::time::Instant::now();
+    let (ok, out) = agent.exec(&[]);
+    assert!(ok, "the second launch: {out}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    eventually("the first app's window", Duration::from_secs(20), || async {
+        (windows() > 0).then_some(())
+    })
+    .await;
+    assert!(agent.try_exit().is_none(), "the first app keeps running");
+
     // Quit from the menu: the app stops cleanly and reports it.
     let m = menu(&desktop, &item);
     let (id, _) = find(&m, "Quit").unwrap();
