@@ -67,6 +67,8 @@ pub struct AgentConfig {
     /// Undelivered items older than this many days are dropped (the server
     /// would delete them anyway). Default: 30.
     pub outbox_max_age_days: u32,
+    /// Seconds between fetches of the server's monitoring policy. Default: 3600.
+    pub policy_refresh_secs: u64,
     /// Where the device token is kept. Default: "auto".
     pub token_store: TokenStore,
     /// The agent's own state (outbox, plans, sent log). Default: the
@@ -102,6 +104,7 @@ impl Default for AgentConfig {
             screenshot_quality: 70,
             outbox_max_mib: 256,
             outbox_max_age_days: 30,
+            policy_refresh_secs: 3600,
             token_store: TokenStore::Auto,
             data_dir: None,
             pinned: Vec::new(),
@@ -223,6 +226,7 @@ impl AgentConfig {
             "screenshot_quality",
             "outbox_max_mib",
             "outbox_max_age_days",
+            "policy_refresh_secs",
             "token_store",
             "data_dir",
         ]
@@ -249,6 +253,9 @@ impl AgentConfig {
         }
         if !(1..=100).contains(&self.screenshot_quality) {
             return bad("screenshot_quality must be between 1 and 100".into());
+        }
+        if !(1..=86_400).contains(&self.policy_refresh_secs) {
+            return bad("policy_refresh_secs must be between 1 and 86400".into());
         }
         if self.outbox_max_mib == 0 || self.outbox_max_age_days == 0 {
             return bad("outbox_max_mib and outbox_max_age_days must be at least 1".into());

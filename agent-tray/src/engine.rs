@@ -212,9 +212,10 @@ impl Engine {
 
     /// Fetch the server's policy when it is due, and apply it.
     async fn refresh_policy(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let every = Duration::seconds(i64::try_from(self.config.policy_refresh_secs).unwrap_or(3600));
         if self
             .last_policy_fetch
-            .is_some_and(|t| now - t < crate::policy::REFRESH && now >= t)
+            .is_some_and(|t| now - t < every && now >= t)
         {
             return Ok(());
         }
@@ -255,7 +256,8 @@ impl Engine {
         }
         if !consented {
             let nap = Duration::from_std(MAX_NAP).unwrap_or_else(|_| Duration::seconds(30));
-            return Ok(now + nap);
+            let every = Duration::seconds(i64::try_from(self.config.policy_refresh_secs).unwrap_or(3600));
+            return Ok(now + nap.min(every));
         }
         let paused = paused_until(&self.outbox, now).await?.is_some();
 
@@ -302,7 +304,13 @@ impl Engine {
 
         let nap = Duration::from_std(MAX_NAP).unwrap_or_else(|_| Duration::seconds(30));
         let mut next = now + nap;
-        for t in [self.heartbeat.next(), poll.next_wake].into_iter().flatten() {
+        let policy_due = self
+            .last_policy_fetch
+            .map(|t| t + Duration::seconds(i64::try_from(self.config.policy_refresh_secs).unwrap_or(3600)));
+        for t in [self.heartbeat.next(), poll.next_wake, policy_due]
+            .into_iter()
+            .flatten()
+        {
             next = next.min(t);
         }
         Ok(next.max(now))

@@ -20,8 +20,6 @@ use crate::system::Identity;
 
 const POLICY: &str = "policy";
 const CONSENT: &str = "consent";
-/// How often a running agent asks for the policy again.
-pub const REFRESH: Duration = Duration::hours(1);
 
 /// The policy in force on this device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::tray::{click, find, item_property, menu, tray_item};
+use support::tray::{app_windows, click, find, item_property, menu, tray_item};
 use support::{enrolled_agent, eventually, free_addr, Desktop, Server};
 use wfh_protocol::HeartbeatStatus;
 use wfh_server::db::ListQuery;
@@ -129,14 +129,7 @@ async fn the_tray_item_is_on_the_session_bus_and_follows_pause_and_resume() {
 
     // One app per session: a second launch hands over to the first, which
     // opens its window, and exits at once.
-    let windows = || {
-        let out = std::process::Command::new("xdotool")
-            .args(["search", "--name", "^WFH Monitor$"])
-            .envs(desktop.env())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().count()
-    };
+    let windows = || app_windows(&desktop);
     assert_eq!(windows(), 0, "no window while the employee has not opened one");
     let started = std::time::Instant::now();
     let (ok, out) = agent.exec(&[]);
@@ -204,4 +197,95 @@ async fn a_policy_that_forbids_pausing_and_quitting_shows_in_the_menu() {
     );
     let (ok, out) = agent.exec(&["pause"]);
     assert!(!ok && out.contains("pausing is turned off"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_collects_more_stops_collection_until_the_employee_accepts_again() {
+    let desktop = Desktop::start("#305080");
+    let addr = free_addr();
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path(), addr).await;
+    let url = format!("https://{addr}");
+    let extra = "heartbeat_interval_secs = 1\npolicy_refresh_secs = 1\n";
+    let (_dir, mut agent) = enrolled_agent(&desktop, &url, &server, extra).await;
+    agent.spawn_tray();
+    let item = eventually("the tray item", Duration::from_secs(60), || async {
+        tray_item(&desktop)
+    })
+    .await;
+    let count = || async {
+        let all = ListQuery {
+            limit: 10_000,
+            ..ListQuery::default()
+        };
+        server.state.store.heartbeats(&all).await.unwrap().len()
+    };
+    eventually("heartbeats", Duration::from_secs(20), || async {
+        (count().await >= 2).then_some(())
+    })
+    .await;
+
+    // The company adds a third detailed log a day: the consent's text changes.
+    let more = wfh_protocol::MonitoringPolicy {
+        logs_per_day: 3,
+        ..Default::default()
+    };
+    let doc = wfh_server::policy::replace(&server.state, more).await.unwrap();
+    eventually("the tray to ask for consent", Duration::from_secs(20), || async {
+        (item_property(&desktop, &item, "XAyatanaLabel") == Some(Value::from("Waiting for your consent")))
+            .then_some(())
+    })
+    .await;
+    let windows = || app_windows(&desktop);
+    eventually("the window to open and ask", Duration::from_secs(20), || async {
+        (windows() > 0).then_some(())
+    })
+    .await;
+    // Collection has stopped: no heartbeat for several intervals.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped_at = count().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        count().await,
+        stopped_at,
+        "nothing is collected while consent is pending"
+    );
+    let (_, status) = agent.exec(&["status", "--json"]);
+    assert!(status.contains("\"consent_needed\": true"), "{status}");
+
+    // Accepting (here from a terminal; the window's button does the same).
+    let (ok, out) = agent.exec(&["consent", "--accept"]);
+    assert!(ok && out.contains("3 detailed logs each working day"), "{out}");
+    eventually("heartbeats again", Duration::from_secs(20), || async {
+        (count().await > stopped_at).then_some(())
+    })
+    .await;
+    let people = server.state.store.employees_with_presence().await.unwrap();
+    let ana = people.iter().find(|(e, ..)| e.username == "ana").unwrap().0.id;
+    // The device's text: the server's policy with this laptop's own
+    // heartbeat interval (set in its configuration) over it.
+    let (_, status) = agent.exec(&["status", "--json"]);
+    let status: Value = serde_json::Deserializer::from_str(&status[status.find('{').unwrap()..])
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    let version = status["consent_version"].as_str().unwrap().to_owned();
+    assert_ne!(
+        version, doc.consent.version,
+        "this laptop's heartbeat interval is its own"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let consents = server.state.store.consents(ana).await.unwrap();
+        if consents.len() == 2 && consents[0].version == version {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new consent is not on the server: {consents:?}\n{}",
+            agent.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -117,6 +117,18 @@ describe("status", () => {
   });
 });
 
+describe("a revoked device", () => {
+  it("offers to connect again", async () => {
+    const api = fakeApi(snapshot({ state: "error", delivery: { state: "token_rejected" } }));
+    const app = new App(root, api);
+    await app.start();
+    (root.querySelector("#enrol-again") as HTMLButtonElement).click();
+    await flush();
+    expect(root.dataset.page).toBe("enroll");
+    app.stop();
+  });
+});
+
 describe("what was sent", () => {
   it("lists every item with its fields and a thumbnail of each screenshot", async () => {
     const entries: SentEntry[] = [

@@ -207,7 +207,9 @@ export class App {
     const row = (label: string, value: Child, id: string, tone = "") =>
       h("div", { class: `row ${tone}` }, h("dt", {}, label), h("dd", { id }, value));
     const actions: Child[] = [];
-    if (left > 0) {
+    if (s.delivery.state === "token_rejected") {
+      actions.push(h("button", { class: "primary", id: "enrol-again", onclick: () => void this.go("enroll") }, "Connect this computer again"));
+    } else if (left > 0) {
       actions.push(h("button", { class: "primary", id: "resume", onclick: async () => { await this.api.resume(); await this.refresh(); } }, "Resume monitoring"));
     } else if (!st.consent_needed) {
       const choices = pauseChoices(st.pause_limit_minutes);

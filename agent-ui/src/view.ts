@@ -10,6 +10,7 @@ export function startPage(s: Snapshot, asked: string | null): Page {
     return s.status.consent_needed ? "consent" : "enroll";
   }
   if (s.status.consent_needed) return "consent";
+  if (asked === "consent") return "collected";
   if (asked === "sent" || asked === "collected" || asked === "status") return asked;
   return "status";
 }

@@ -114,6 +114,14 @@ async fn keep_tray_current(app: AppHandle, tray: TrayIcon, c: Arc<Controller>) {
                     if let Err(e) = show_state(&app, &tray, &s) {
                         tracing::warn!(error = %e, "updating the tray failed");
                     }
+                    // A new policy changed what is collected: collection has
+                    // stopped; ask the employee now rather than wait for a click.
+                    let was = shown.as_ref().map(|k| k.0);
+                    if s.state == TrayState::ConsentNeeded
+                        && was.is_some_and(|w| w != TrayState::ConsentNeeded)
+                    {
+                        open_window(&app, Some("consent"));
+                    }
                     shown = Some(key);
                 }
             }

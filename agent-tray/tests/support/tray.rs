@@ -130,3 +130,13 @@ pub fn find(menu: &[(i64, String, bool)], label: &str) -> Option<(i64, bool)> {
         .find(|(_, l, _)| l.starts_with(label))
         .map(|(id, _, enabled)| (*id, *enabled))
 }
+
+/// How many windows titled "WFH Monitor" are on the display.
+pub fn app_windows(desktop: &Desktop) -> usize {
+    let out = Command::new("xdotool")
+        .args(["search", "--name", "^WFH Monitor$"])
+        .envs(desktop.env())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
