@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 use support::{eventually, free_addr, laptop_dir, pki_files, Desktop, Server, AGENT};
 use wfh_server::db::ListQuery;
@@ -28,6 +27,7 @@ struct Driver {
     child: Child,
     base: String,
     http: reqwest::Client,
+    env: Vec<(String, String)>,
 }
 
 impl Driver {
@@ -46,7 +46,11 @@ impl Driver {
         let driver = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(90))
+                .build()
+                .unwrap(),
+            env: env.to_vec(),
         };
         eventually("tauri-driver to listen", Duration::from_secs(20), || async {
             driver
@@ -69,7 +73,11 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {v}"))
             .to_owned();
-        Session { driver: self, id }
+        Session {
+            driver: self,
+            id,
+            env: self.env.clone(),
+        }
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -98,6 +106,7 @@ impl Drop for Driver {
 struct Session<'a> {
     driver: &'a Driver,
     id: String,
+    env: Vec<(String, String)>,
 }
 
 impl Session<'_> {
@@ -122,20 +131,40 @@ impl Session<'_> {
         eventually(css, Duration::from_secs(60), || self.find(css)).await
     }
 
+    /// Click the element's centre with a real pointer (X input through
+    /// xdotool), as the employee would. WebDriver finds it and says where it
+    /// is; its own synthesised clicks wait for a GL-composited frame, which
+    /// this app does without (see `tray::run`).
     async fn click(&self, css: &str) {
-        let el = self.wait_for(css).await;
-        self.call("POST", &format!("/element/{el}/click"), None).await;
+        self.wait_for(css).await;
+        let js = "const e = document.querySelector(arguments[0]); e.scrollIntoView({block: 'center'}); \
+                  const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2];";
+        let at = self
+            .call(
+                "POST",
+                "/execute/sync",
+                Some(json!({"script": js, "args": [css]})),
+            )
+            .await;
+        // No window manager: the window's view starts at the screen's origin.
+        let (x, y) = (at[0].as_f64().unwrap().round(), at[1].as_f64().unwrap().round());
+        self.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
     }
 
+    /// Focus the field with a click, replace its text by typing.
     async fn type_into(&self, css: &str, text: &str) {
-        let el = self.wait_for(css).await;
-        self.call("POST", &format!("/element/{el}/clear"), None).await;
-        self.call(
-            "POST",
-            &format!("/element/{el}/value"),
-            Some(json!({"text": text})),
-        )
-        .await;
+        self.click(css).await;
+        self.xdotool(&["key", "--clearmodifiers", "ctrl+a", "BackSpace"]);
+        self.xdotool(&["type", "--delay", "5", text]);
+    }
+
+    fn xdotool(&self, args: &[&str]) {
+        let ok = Command::new("xdotool")
+            .args(args)
+            .envs(self.env.iter().cloned())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "xdotool {args:?}");
     }
 
     async fn text(&self, css: &str) -> String {
@@ -166,14 +195,24 @@ impl Session<'_> {
         let Some(dir) = std::env::var_os("WFH_AGENT_PICTURES").map(PathBuf::from) else {
             return;
         };
-        // Let layout and images settle; screenshots lag the DOM.
+        // What is on the screen (the app draws without GL, and WebKit's
+        // WebDriver screenshots wait for GL frames): the X display, captured
+        // the way the agent captures it, cut to the window.
+        self.script("window.scrollTo(0, 0)").await;
         tokio::time::sleep(Duration::from_millis(800)).await;
-        let png = self.call("GET", "/screenshot", None).await;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().unwrap())
-            .unwrap();
+        let size = self
+            .script("return [window.innerWidth, window.innerHeight]")
+            .await;
+        let (w, h) = (size[0].as_u64().unwrap() as u32, size[1].as_u64().unwrap() as u32);
+        let display = self.env.iter().find(|(k, _)| k == "DISPLAY").unwrap().1.clone();
+        // This test runs in a process of its own: setting DISPLAY is safe.
+        std::env::set_var("DISPLAY", display);
+        let shots = wfh_agent::capture::capture_monitors().expect("an X screenshot");
+        let screen = &shots[0].image;
+        let window =
+            image::imageops::crop_imm(screen, 0, 0, w.min(screen.width()), h.min(screen.height())).to_image();
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+        window.save(dir.join(format!("{name}.png"))).unwrap();
     }
 
     async fn enrol(&self, code: &str) {

@@ -31,6 +31,15 @@ struct Pending(Mutex<Option<String>>);
 
 /// Run the tray app until Quit (or the session ends).
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // GTK 3 on X11 initialises OpenGL when it opens the display, to choose
+    // visuals for GL drawing that this app never does: that loads the GL
+    // driver (with Mesa's software renderer, all of LLVM: ~45 MB resident)
+    // into a process that mostly sits in the tray. The window's web content
+    // is drawn by WebKit's own processes either way.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("GDK_GL").is_none() {
+        std::env::set_var("GDK_GL", "disable");
+    }
     let ctx = tauri::async_runtime::block_on(Context::load(&cli))?;
     let controller = Controller::new(ctx);
     let app = tauri::Builder::default()
@@ -297,8 +306,17 @@ fn open_window(app: &AppHandle, page: Option<&str>) {
 
 type Answer<T> = Result<T, String>;
 
+/// The error for people: what failed and its root cause, once each.
 fn answer<T>(r: anyhow::Result<T>) -> Answer<T> {
-    r.map_err(|e| format!("{e:#}"))
+    r.map_err(|e| {
+        let top = e.to_string();
+        let root = e.root_cause().to_string();
+        if top.contains(&root) {
+            top
+        } else {
+            format!("{top}: {root}")
+        }
+    })
 }
 
 #[tauri::command]
