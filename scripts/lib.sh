@@ -46,9 +46,10 @@ build_deps() {
 
 # What the agent's desktop tests need: a virtual X display, a D-Bus session,
 # a notification daemon, a Secret Service, the kernel keyring tools, a
-# StatusNotifierWatcher for the tray item, and WebKitGTK's WebDriver.
+# StatusNotifierWatcher for the tray item, WebKitGTK's WebDriver, and systemd's
+# busctl (the tray's D-Bus menu) and systemd-analyze (the autostart unit).
 desktop_deps() {
-  apt_install xvfb xauth x11-xserver-utils x11-utils xdotool dbus dbus-x11 \
+  apt_install xvfb xauth x11-xserver-utils x11-utils xdotool dbus dbus-x11 systemd \
     dunst gnome-keyring libsecret-tools keyutils \
     haskell-status-notifier-item-utils webkit2gtk-driver
 }

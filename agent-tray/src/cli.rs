@@ -168,22 +168,71 @@ impl Context {
     /// The policy in force: the server's (fetched now when a server is
     /// known and reachable, else as last fetched) with this device's keys.
     pub async fn policy(&self) -> anyhow::Result<crate::policy::Effective> {
-        let server = match self.enrolment().await? {
-            Some(e) => Some(e.server_url),
-            None => self.config.server_url.clone(),
-        };
-        if let Some(server) = server {
-            let client = self.client(&server)?;
-            let fetched = tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                crate::policy::refresh(&client, &self.outbox),
-            )
-            .await;
-            if let Ok(Err(e)) = fetched {
-                tracing::warn!(error = %e, "using the policy known so far");
-            }
+        if let Err(e) = self.fetch_policy(None).await {
+            tracing::warn!(error = %format!("{e:#}"), "using the policy known so far");
         }
         Ok(crate::policy::effective(&self.config, &self.outbox).await?)
+    }
+
+    /// The engine on this desktop, once the device is enrolled (enrolling
+    /// first with a code an installer carried); `None` when it is not.
+    pub async fn engine(&self) -> anyhow::Result<Option<Engine>> {
+        let secrets = self.secrets().await?;
+        if !secrets.is_keyring() {
+            tracing::warn!(store = %secrets.describe(), "no OS keyring: the token is kept in a private file");
+        }
+        let mut token = tokio::task::spawn_blocking(move || secrets.load()).await??;
+        if token.is_none() {
+            if let Some(code) = self.config.enroll_code.clone() {
+                tracing::info!("not enrolled yet: enrolling with the code from the configuration");
+                self.enroll(&code)
+                    .await
+                    .context("enrolling with the configured code")?;
+                let secrets = self.secrets().await?;
+                token = tokio::task::spawn_blocking(move || secrets.load()).await??;
+            }
+        }
+        let (Some(token), Some(enrolment)) = (token, self.enrolment().await?) else {
+            return Ok(None);
+        };
+        let client = self.client(&enrolment.server_url)?;
+        let parts = EngineParts {
+            clock: Arc::new(SystemClock),
+            capturer: Arc::new(DesktopCapturer {
+                quality: self.config.screenshot_quality,
+            }),
+            notifier: Arc::new(DesktopNotifier),
+            idle: Arc::new(OsIdle::default()),
+            identity: Identity::current(),
+            seed: None,
+        };
+        tracing::info!(server = %enrolment.server_url, employee = enrolment.employee.id, "monitoring");
+        let engine = Engine::new(self.config.clone(), self.outbox.clone(), client, token, parts).await?;
+        Ok(Some(engine))
+    }
+
+    /// Fetch the server's policy and keep it: from `server`, or else the
+    /// enrolled (or configured) one; `Ok(false)` when no server is known.
+    pub async fn fetch_policy(&self, server: Option<&str>) -> anyhow::Result<bool> {
+        let server = match server {
+            Some(s) => s.to_owned(),
+            None => match self.enrolment().await? {
+                Some(e) => e.server_url,
+                None => match self.config.server_url.clone() {
+                    Some(s) => s,
+                    None => return Ok(false),
+                },
+            },
+        };
+        let client = self.client(&server)?;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            crate::policy::refresh(&client, &self.outbox),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("{server} did not answer"))?
+        .with_context(|| format!("asking {server} for its monitoring policy"))?;
+        Ok(true)
     }
 
     /// Enrol with `code` at the configured server; the token goes to the keyring.
@@ -377,37 +426,9 @@ fn toml_lines(config: &AgentConfig) -> String {
 }
 
 async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let secrets = ctx.secrets().await?;
-    if !secrets.is_keyring() {
-        tracing::warn!(store = %secrets.describe(), "no OS keyring: the token is kept in a private file");
-    }
-    let mut token = tokio::task::spawn_blocking(move || secrets.load()).await??;
-    if token.is_none() {
-        if let Some(code) = ctx.config.enroll_code.clone() {
-            tracing::info!("not enrolled yet: enrolling with the code from the configuration");
-            ctx.enroll(&code)
-                .await
-                .context("enrolling with the configured code")?;
-            let secrets = ctx.secrets().await?;
-            token = tokio::task::spawn_blocking(move || secrets.load()).await??;
-        }
-    }
-    let (Some(token), Some(enrolment)) = (token, ctx.enrolment().await?) else {
+    let Some(engine) = ctx.engine().await? else {
         bail!("this device is not enrolled: run `wfh-agent enroll --server https://... --code CODE` first");
     };
-    let client = ctx.client(&enrolment.server_url)?;
-    let parts = EngineParts {
-        clock: Arc::new(SystemClock),
-        capturer: Arc::new(DesktopCapturer {
-            quality: ctx.config.screenshot_quality,
-        }),
-        notifier: Arc::new(DesktopNotifier),
-        idle: Arc::new(OsIdle::default()),
-        identity: Identity::current(),
-        seed: None,
-    };
-    tracing::info!(server = %enrolment.server_url, employee = enrolment.employee.id, "monitoring");
-    let engine = Engine::new(ctx.config.clone(), ctx.outbox.clone(), client, token, parts).await?;
     engine.run(shutdown_signal(), None).await?;
     ctx.outbox.close().await;
     Ok(())

@@ -205,14 +205,14 @@ impl Engine {
         self.wake.clone()
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> &Effective {
-        &self.policy
+    /// How often the server's policy is fetched again.
+    fn policy_every(&self) -> Duration {
+        Duration::seconds(i64::try_from(self.config.policy_refresh_secs).unwrap_or(3600))
     }
 
     /// Fetch the server's policy when it is due, and apply it.
     async fn refresh_policy(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
-        let every = Duration::seconds(i64::try_from(self.config.policy_refresh_secs).unwrap_or(3600));
+        let every = self.policy_every();
         if self
             .last_policy_fetch
             .is_some_and(|t| now - t < every && now >= t)
@@ -256,8 +256,7 @@ impl Engine {
         }
         if !consented {
             let nap = Duration::from_std(MAX_NAP).unwrap_or_else(|_| Duration::seconds(30));
-            let every = Duration::seconds(i64::try_from(self.config.policy_refresh_secs).unwrap_or(3600));
-            return Ok(now + nap.min(every));
+            return Ok(now + nap.min(self.policy_every()));
         }
         let paused = paused_until(&self.outbox, now).await?.is_some();
 
@@ -304,9 +303,7 @@ impl Engine {
 
         let nap = Duration::from_std(MAX_NAP).unwrap_or_else(|_| Duration::seconds(30));
         let mut next = now + nap;
-        let policy_due = self
-            .last_policy_fetch
-            .map(|t| t + Duration::seconds(i64::try_from(self.config.policy_refresh_secs).unwrap_or(3600)));
+        let policy_due = self.last_policy_fetch.map(|t| t + self.policy_every());
         for t in [self.heartbeat.next(), poll.next_wake, policy_due]
             .into_iter()
             .flatten()

@@ -39,13 +39,6 @@ pub enum OutboxError {
 
 pub type Result<T> = std::result::Result<T, OutboxError>;
 
-fn image_len(item: &Item) -> i64 {
-    match item {
-        Item::Log { image, .. } => i64::try_from(image.len()).unwrap_or(i64::MAX),
-        _ => 0,
-    }
-}
-
 /// Something to deliver.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
@@ -327,12 +320,13 @@ impl Outbox {
     ) -> Result<()> {
         let (image_bytes, thumbnail) = match &q.item {
             Item::Log { image, .. } => {
+                let len = i64::try_from(image.len()).unwrap_or(i64::MAX);
                 let image = image.clone();
                 let thumb = tokio::task::spawn_blocking(move || crate::capture::thumbnail(&image))
                     .await
                     .ok()
                     .flatten();
-                (Some(image_len(&q.item)), thumb)
+                (Some(len), thumb)
             }
             _ => (None, None),
         };

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Local, Utc};
 use serde::Serialize;
@@ -13,13 +12,9 @@ use tokio::sync::{oneshot, watch, Mutex};
 use uuid::Uuid;
 use wfh_protocol::{Consent, MonitoringPolicy, ShutdownReason};
 
-use crate::capture::DesktopCapturer;
 use crate::cli::{collect_status, Context, Status};
-use crate::clock::SystemClock;
 use crate::delivery::DeliveryState;
-use crate::engine::{self, Engine, EngineParts};
-use crate::idle::OsIdle;
-use crate::notify::DesktopNotifier;
+use crate::engine;
 use crate::outbox::SentEntry;
 use crate::system::Identity;
 
@@ -181,43 +176,9 @@ impl Controller {
         if running.as_ref().is_some_and(|r| !r.done.is_finished()) {
             return Ok(true);
         }
-        let secrets = self.ctx.secrets().await?;
-        let mut token = tokio::task::spawn_blocking(move || secrets.load()).await??;
-        if token.is_none() {
-            if let Some(code) = self.ctx.config.enroll_code.clone() {
-                // An installer carried a code: enrol now (consent is still
-                // asked before anything is collected).
-                match self.ctx.enroll(&code).await {
-                    Ok(_) => {
-                        let secrets = self.ctx.secrets().await?;
-                        token = tokio::task::spawn_blocking(move || secrets.load()).await??;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "enrolling with the configured code failed"),
-                }
-            }
-        }
-        let (Some(token), Some(enrolment)) = (token, self.ctx.enrolment().await?) else {
+        let Some(engine) = self.ctx.engine().await? else {
             return Ok(false);
         };
-        let client = self.ctx.client(&enrolment.server_url)?;
-        let parts = EngineParts {
-            clock: Arc::new(SystemClock),
-            capturer: Arc::new(DesktopCapturer {
-                quality: self.ctx.config.screenshot_quality,
-            }),
-            notifier: Arc::new(DesktopNotifier),
-            idle: Arc::new(OsIdle::default()),
-            identity: Identity::current(),
-            seed: None,
-        };
-        let engine = Engine::new(
-            self.ctx.config.clone(),
-            self.ctx.outbox.clone(),
-            client,
-            token,
-            parts,
-        )
-        .await?;
         let wake = engine.waker();
         let (stop, stopped) = oneshot::channel::<ShutdownReason>();
         let state = self.delivery.clone();
@@ -232,7 +193,7 @@ impl Controller {
             me.touch();
         });
         *running = Some(Running { stop, done, wake });
-        tracing::info!(server = %enrolment.server_url, "monitoring engine started");
+        tracing::info!("monitoring engine started");
         drop(running);
         self.touch();
         Ok(true)
@@ -256,21 +217,27 @@ impl Controller {
 
     /// The consent in force: fetched from `server` (or the known server).
     pub async fn consent(&self, server: Option<&str>) -> anyhow::Result<ConsentView> {
-        let known = match self.ctx.enrolment().await? {
-            Some(e) => Some(e.server_url),
-            None => self.ctx.config.server_url.clone(),
-        };
-        let server = server.map(str::to_owned).or(known);
-        if let Some(url) = &server {
-            let client = self.ctx.client(url)?;
-            let fetched = tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                crate::policy::refresh(&client, &self.ctx.outbox),
-            )
-            .await
-            .map_err(|_| anyhow::anyhow!("{url} did not answer"))?;
-            fetched.with_context(|| format!("asking {url} for its monitoring policy"))?;
+        // A server the employee typed must answer; the known one may be
+        // offline (the text last fetched is shown).
+        match server {
+            Some(url) => {
+                self.ctx.fetch_policy(Some(url)).await?;
+            }
+            None => {
+                if let Err(e) = self.ctx.fetch_policy(None).await {
+                    tracing::warn!(error = %format!("{e:#}"), "showing the policy known so far");
+                }
+            }
         }
+        let server = match server {
+            Some(url) => Some(url.to_owned()),
+            None => self
+                .ctx
+                .enrolment()
+                .await?
+                .map(|e| e.server_url)
+                .or(self.ctx.config.server_url.clone()),
+        };
         let effective = crate::policy::effective(&self.ctx.config, &self.ctx.outbox).await?;
         let accepted = crate::policy::accepted(&self.ctx.outbox).await?;
         let given = accepted
