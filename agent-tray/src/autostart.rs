@@ -47,43 +47,81 @@ pub enum Mode {
     Headless,
 }
 
-/// Where the start-up entries live for one user (directories injected so
-/// tests can use a temporary home).
+/// Where the start-up entries live: for one user, or for every user of the
+/// machine (what an installer sets up; needs administrator rights).
 #[derive(Debug, Clone)]
 pub struct Places {
-    /// `$XDG_CONFIG_HOME` (Linux), default `~/.config`.
-    pub config_dir: PathBuf,
-    /// The home directory (macOS: `~/Library/LaunchAgents`).
-    pub home: PathBuf,
+    desktop_entry: PathBuf,
+    unit: PathBuf,
+    unit_wants: PathBuf,
+    launch_agent: PathBuf,
+    all_users: bool,
 }
 
 impl Places {
+    /// The current user's.
     pub fn current() -> Result<Self> {
         let base = directories::BaseDirs::new().ok_or(AutostartError::NoHome)?;
-        Ok(Self {
-            config_dir: base.config_dir().to_path_buf(),
-            home: base.home_dir().to_path_buf(),
-        })
+        Ok(Self::user(base.config_dir(), base.home_dir()))
+    }
+
+    /// One user's, from `$XDG_CONFIG_HOME` (default `~/.config`) and the home
+    /// directory (macOS: `~/Library/LaunchAgents`).
+    pub fn user(config_dir: &Path, home: &Path) -> Self {
+        Self {
+            desktop_entry: config_dir.join("autostart").join(DESKTOP_NAME),
+            unit: config_dir.join("systemd/user").join(UNIT_NAME),
+            unit_wants: config_dir
+                .join("systemd/user/default.target.wants")
+                .join(UNIT_NAME),
+            launch_agent: home.join("Library/LaunchAgents").join(PLIST_NAME),
+            all_users: false,
+        }
+    }
+
+    /// Every user's: `/etc/xdg/autostart`, `/etc/systemd/user` (enabled as
+    /// `systemctl --global enable` does), `/Library/LaunchAgents`, or a task
+    /// for the Users group.
+    pub fn all_users() -> Self {
+        Self::all_users_under(Path::new("/"))
+    }
+
+    /// [`Places::all_users`] inside `root` (tests).
+    pub fn all_users_under(root: &Path) -> Self {
+        Self {
+            desktop_entry: root.join("etc/xdg/autostart").join(DESKTOP_NAME),
+            unit: root.join("etc/systemd/user").join(UNIT_NAME),
+            unit_wants: root.join("etc/systemd/user/default.target.wants").join(UNIT_NAME),
+            launch_agent: root.join("Library/LaunchAgents").join(PLIST_NAME),
+            all_users: true,
+        }
     }
 
     pub fn desktop_entry(&self) -> PathBuf {
-        self.config_dir.join("autostart").join(DESKTOP_NAME)
+        self.desktop_entry.clone()
     }
 
     pub fn unit(&self) -> PathBuf {
-        self.config_dir.join("systemd/user").join(UNIT_NAME)
+        self.unit.clone()
     }
 
-    /// The symlink `systemctl --user enable` would make.
+    /// The symlink `systemctl [--user|--global] enable` would make.
     pub fn unit_wants(&self) -> PathBuf {
-        self.config_dir
-            .join("systemd/user/default.target.wants")
-            .join(UNIT_NAME)
+        self.unit_wants.clone()
     }
 
     pub fn launch_agent(&self) -> PathBuf {
-        self.home.join("Library/LaunchAgents").join(PLIST_NAME)
+        self.launch_agent.clone()
     }
+}
+
+/// Who a Windows task starts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskPrincipal<'a> {
+    /// One user, `DOMAIN\name`.
+    User(&'a str),
+    /// Whoever logs on, from the built-in Users group (S-1-5-32-545).
+    AllUsers,
 }
 
 fn fill(template: &str, exe: &Path) -> Result<String> {
@@ -121,16 +159,36 @@ pub fn render_launch_agent(exe: &Path) -> Result<String> {
     Ok(PLIST.replace("@EXE@", s))
 }
 
-/// The task's XML for `user` (`DOMAIN\name`), as UTF-16LE with a BOM, the
-/// encoding its declaration names and `schtasks /XML` expects.
-pub fn render_task(exe: &Path, user: &str) -> Result<Vec<u8>> {
+/// The task's XML for `who`, as UTF-16LE with a BOM, the encoding its
+/// declaration names and `schtasks /XML` expects.
+pub fn render_task(exe: &Path, who: TaskPrincipal<'_>) -> Result<Vec<u8>> {
     let s = exe
         .to_str()
         .ok_or_else(|| AutostartError::BadPath(exe.to_owned()))?;
-    if s.contains(['<', '>', '&']) || user.contains(['<', '>', '&']) {
+    if s.contains(['<', '>', '&']) {
         return Err(AutostartError::BadPath(exe.to_owned()));
     }
-    let xml = TASK.replace("@EXE@", s).replace("@USER@", user);
+    // The template's own comment documents its placeholders: not shipped.
+    let body = match (TASK.find("<!--"), TASK.find("-->\n")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &TASK[..a], &TASK[b + 4..]),
+        _ => TASK.to_owned(),
+    };
+    let xml = body.replace("@EXE@", s);
+    let xml = match who {
+        TaskPrincipal::User(user) => {
+            if user.contains(['<', '>', '&']) {
+                return Err(AutostartError::BadPath(PathBuf::from(user)));
+            }
+            xml.replace("@USER@", user)
+        }
+        // Any user's log-on, run as that user in their session.
+        TaskPrincipal::AllUsers => xml
+            .replace("      <UserId>@USER@</UserId>\n      <Delay>", "      <Delay>")
+            .replace(
+                "<UserId>@USER@</UserId>\n      <LogonType>InteractiveToken</LogonType>",
+                "<GroupId>S-1-5-32-545</GroupId>",
+            ),
+    };
     let mut out = vec![0xFF, 0xFE];
     for unit in xml.encode_utf16() {
         out.extend_from_slice(&unit.to_le_bytes());
@@ -187,8 +245,9 @@ pub fn install(places: &Places, exe: &Path, mode: Mode) -> Result<Installed> {
         let plist = places.launch_agent();
         write(&plist, render_launch_agent(exe)?.as_bytes())?;
         done.entries.push((plist.clone(), "LaunchAgent"));
+        // Every user's LaunchAgent applies at their next log-in.
         #[cfg(unix)]
-        {
+        if !places.all_users {
             let domain = format!("gui/{}", uid());
             let plist = plist.display().to_string();
             let _ = run("launchctl", &["bootout", &domain, &plist], true);
@@ -198,8 +257,13 @@ pub fn install(places: &Places, exe: &Path, mode: Mode) -> Result<Installed> {
         let user = std::env::var("USERDOMAIN")
             .map(|d| format!("{d}\\{}", whoami::username()))
             .unwrap_or_else(|_| whoami::username());
+        let who = if places.all_users {
+            TaskPrincipal::AllUsers
+        } else {
+            TaskPrincipal::User(&user)
+        };
         let xml = std::env::temp_dir().join("wfh-agent-task.xml");
-        write(&xml, &render_task(exe, &user)?)?;
+        write(&xml, &render_task(exe, who)?)?;
         let path = xml.display().to_string();
         let created = run(
             "schtasks",
@@ -222,7 +286,9 @@ pub fn install(places: &Places, exe: &Path, mode: Mode) -> Result<Installed> {
                 write(&unit, render_unit(exe)?.as_bytes())?;
                 enable_unit(places)?;
                 done.entries.push((unit, "systemd user unit (enabled)"));
-                run("systemctl", &["--user", "daemon-reload"], true)?;
+                if !places.all_users {
+                    run("systemctl", &["--user", "daemon-reload"], true)?;
+                }
             }
         }
     }
@@ -248,7 +314,7 @@ pub fn uninstall(places: &Places) -> Result<Installed> {
     if cfg!(target_os = "macos") {
         let plist = places.launch_agent();
         #[cfg(unix)]
-        {
+        if !places.all_users {
             let domain = format!("gui/{}", uid());
             let _ = run(
                 "launchctl",
@@ -271,7 +337,9 @@ pub fn uninstall(places: &Places) -> Result<Installed> {
         let _ = remove(&places.unit_wants())?;
         if remove(&places.unit())? {
             done.entries.push((places.unit(), "systemd user unit"));
-            run("systemctl", &["--user", "daemon-reload"], true)?;
+            if !places.all_users {
+                run("systemctl", &["--user", "daemon-reload"], true)?;
+            }
         }
     }
     Ok(done)
@@ -343,22 +411,72 @@ mod tests {
     // Windows cannot run here: the task is checked as the file schtasks reads.
     #[test]
     fn the_windows_task_is_utf16_with_the_user_and_the_agent() {
-        let bytes = render_task(
-            Path::new(r"C:\Program Files\WFH Monitor\wfh-agent.exe"),
-            r"ACME\ana",
-        )
-        .unwrap();
-        assert_eq!(&bytes[..2], &[0xFF, 0xFE], "UTF-16LE byte order mark");
-        let units: Vec<u16> = bytes[2..]
-            .chunks(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        let xml = String::from_utf16(&units).unwrap();
+        let exe = Path::new(r"C:\Program Files\WFH Monitor\wfh-agent.exe");
+        let xml = utf16(&render_task(exe, TaskPrincipal::User(r"ACME\ana")).unwrap());
         assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-16\"?>"));
         assert!(xml.contains(r"<Command>C:\Program Files\WFH Monitor\wfh-agent.exe</Command>"));
         assert_eq!(xml.matches(r"<UserId>ACME\ana</UserId>").count(), 2);
         assert!(xml.contains("<LogonTrigger>") && xml.contains("<MultipleInstancesPolicy>IgnoreNew"));
         assert!(!xml.contains('@'));
+    }
+
+    fn utf16(bytes: &[u8]) -> String {
+        assert_eq!(&bytes[..2], &[0xFF, 0xFE], "UTF-16LE byte order mark");
+        let units: Vec<u16> = bytes[2..]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16(&units).unwrap()
+    }
+
+    // The MSI's task: any user's log-on, run as that user (Users group).
+    #[test]
+    fn the_all_users_windows_task_names_the_users_group_and_no_user() {
+        let exe = Path::new(r"C:\Program Files\WFH Monitor\wfh-agent.exe");
+        let xml = utf16(&render_task(exe, TaskPrincipal::AllUsers).unwrap());
+        assert!(!xml.contains("<UserId>") && !xml.contains('@'), "{xml}");
+        assert_eq!(xml.matches("<GroupId>S-1-5-32-545</GroupId>").count(), 1, "{xml}");
+        assert!(xml.contains("<LogonTrigger>\n      <Enabled>true</Enabled>\n      <Delay>PT10S</Delay>"));
+        assert!(xml.contains("<RunLevel>LeastPrivilege</RunLevel>"));
+    }
+
+    // What the agent's .deb installs is what `autostart install` writes.
+    #[test]
+    fn the_packaged_linux_files_are_the_templates_for_usr_bin() {
+        let exe = Path::new("/usr/bin/wfh-agent");
+        assert_eq!(
+            render_desktop_entry(exe).unwrap(),
+            include_str!("../../installers/linux/wfh-monitor-autostart.desktop")
+        );
+        assert_eq!(
+            render_unit(exe).unwrap(),
+            include_str!("../../installers/linux/wfh-agent.service")
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn all_users_entries_go_where_every_session_finds_them() {
+        let root = tempfile::tempdir().unwrap();
+        let places = Places::all_users_under(root.path());
+        let exe = Path::new("/usr/bin/wfh-agent");
+        install(&places, exe, Mode::Tray).unwrap();
+        install(&places, exe, Mode::Headless).unwrap();
+        assert!(root
+            .path()
+            .join("etc/xdg/autostart/wfh-monitor.desktop")
+            .is_file());
+        assert_eq!(
+            std::fs::read_link(
+                root.path()
+                    .join("etc/systemd/user/default.target.wants/wfh-agent.service")
+            )
+            .unwrap(),
+            root.path().join("etc/systemd/user/wfh-agent.service"),
+            "enabled as systemctl --global would"
+        );
+        assert_eq!(uninstall(&places).unwrap().entries.len(), 2);
+        assert_eq!(status(&places).unwrap(), Installed::default());
     }
 
     #[test]
@@ -372,10 +490,7 @@ mod tests {
     #[test]
     fn linux_install_status_and_uninstall_in_a_home_of_its_own() {
         let home = tempfile::tempdir().unwrap();
-        let places = Places {
-            config_dir: home.path().join(".config"),
-            home: home.path().to_path_buf(),
-        };
+        let places = Places::user(&home.path().join(".config"), home.path());
         let exe = Path::new("/usr/bin/wfh-agent");
         assert_eq!(status(&places).unwrap(), Installed::default());
         install(&places, exe, Mode::Tray).unwrap();

@@ -1,4 +1,5 @@
-//! `wfh-agent` commands: run, enroll, status, pause, resume, sent, config, unenroll.
+//! `wfh-agent` commands: run, enroll, status, pause, resume, consent, sent,
+//! config, configure, autostart, unenroll.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,6 +86,23 @@ pub enum Command {
     },
     /// Print the effective configuration and where it is read from.
     Config,
+    /// Write the server, an enrolment code and a CA into the system-wide
+    /// configuration (what installers do; needs administrator rights). Other
+    /// keys in the file are kept; an empty value removes a key.
+    Configure {
+        /// The server URL, `https://...`.
+        #[arg(long, value_name = "URL")]
+        server_url: Option<String>,
+        /// An enrolment code: the agent enrols itself with it on first run.
+        #[arg(long, value_name = "CODE")]
+        enroll_code: Option<String>,
+        /// A PEM file with the company CA that signed the server's certificate.
+        #[arg(long, value_name = "FILE")]
+        extra_ca_file: Option<String>,
+        /// Write this file instead of the system-wide one.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// Start at login for this user: Task Scheduler (Windows), LaunchAgent
     /// (macOS), XDG autostart for the tray or a systemd user unit (Linux).
     Autostart {
@@ -103,11 +121,22 @@ pub enum AutostartAction {
         /// (Linux: a systemd user unit instead of an XDG autostart entry).
         #[arg(long)]
         headless: bool,
+        /// For every user of this machine (installers; administrator rights).
+        #[arg(long)]
+        all_users: bool,
     },
     /// No longer start at login.
-    Uninstall,
+    Uninstall {
+        /// Every user's entry rather than this user's.
+        #[arg(long)]
+        all_users: bool,
+    },
     /// What starts at login.
-    Status,
+    Status {
+        /// Every user's entry rather than this user's.
+        #[arg(long)]
+        all_users: bool,
+    },
 }
 
 /// What enrolment recorded (the token itself is in the keyring).
@@ -270,8 +299,25 @@ impl Context {
 }
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::Autostart { action }) = &cli.command {
-        return autostart(action);
+    match &cli.command {
+        Some(Command::Autostart { action }) => return autostart(action),
+        Some(Command::Configure {
+            server_url,
+            enroll_code,
+            extra_ca_file,
+            file,
+        }) => {
+            let path = file.clone().unwrap_or_else(crate::config::system_config_file);
+            let values = [
+                ("server_url", server_url.as_deref()),
+                ("enroll_code", enroll_code.as_deref()),
+                ("extra_ca_file", extra_ca_file.as_deref()),
+            ];
+            let written = crate::config::write_keys(&path, &values)?;
+            println!("{}: {}", path.display(), written.join(", "));
+            return Ok(());
+        }
+        _ => {}
     }
     let ctx = Context::load(&cli).await?;
     match cli.command.unwrap_or(Command::Run) {
@@ -317,6 +363,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Consent { accept, withdraw } => consent(&ctx, accept, withdraw).await,
         Command::Autostart { action } => autostart(&action),
+        Command::Configure { .. } => unreachable!("handled before loading the configuration"),
         Command::Sent { days } => {
             let since = Utc::now() - Duration::days(i64::from(days.min(30)));
             for e in ctx.outbox.sent(since, 10_000).await? {
@@ -354,7 +401,16 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
 
 fn autostart(action: &AutostartAction) -> anyhow::Result<()> {
     use crate::autostart::{self as start, Mode, Places};
-    let places = Places::current()?;
+    let all = match action {
+        AutostartAction::Install { all_users, .. }
+        | AutostartAction::Uninstall { all_users }
+        | AutostartAction::Status { all_users } => *all_users,
+    };
+    let places = if all {
+        Places::all_users()
+    } else {
+        Places::current()?
+    };
     let show = |what: &start::Installed, none: &str| {
         if what.entries.is_empty() {
             println!("{none}");
@@ -364,18 +420,18 @@ fn autostart(action: &AutostartAction) -> anyhow::Result<()> {
         }
     };
     match action {
-        AutostartAction::Install { headless } => {
+        AutostartAction::Install { headless, .. } => {
             let exe = std::env::current_exe().context("finding this program's path")?;
             let mode = if *headless { Mode::Headless } else { Mode::Tray };
             let done = start::install(&places, &exe, mode)?;
             show(&done, "");
             println!("WFH Monitor now starts at login.");
         }
-        AutostartAction::Uninstall => {
+        AutostartAction::Uninstall { .. } => {
             let done = start::uninstall(&places)?;
             show(&done, "Nothing was set to start at login.");
         }
-        AutostartAction::Status => show(&start::status(&places)?, "Not set to start at login."),
+        AutostartAction::Status { .. } => show(&start::status(&places)?, "Not set to start at login."),
     }
     Ok(())
 }

@@ -138,6 +138,10 @@ pub enum ConfigError {
     Invalid(String),
     #[error("cannot read the configuration: {0}")]
     Load(#[from] Box<figment::Error>),
+    #[error("{0}: {1}")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error("{0} is not valid TOML: {1}")]
+    Syntax(PathBuf, #[source] toml_edit::TomlError),
 }
 
 /// The files looked at, in the order they are applied.
@@ -176,6 +180,65 @@ pub fn system_config_file() -> PathBuf {
     } else {
         PathBuf::from("/etc/wfh-monitor").join(FILE_NAME)
     }
+}
+
+/// Set (or, with an empty value, remove) string keys in the file at `path`,
+/// keeping its other keys and comments; the result must be a valid
+/// configuration before it replaces the file (atomically). `None` leaves a
+/// key alone. Returns what changed, with the enrolment code hidden.
+pub fn write_keys(path: &Path, values: &[(&str, Option<&str>)]) -> Result<Vec<String>, ConfigError> {
+    let io = |e| ConfigError::Io(path.to_owned(), e);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(e)),
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| ConfigError::Syntax(path.to_owned(), e))?;
+    let mut changed = Vec::new();
+    for (key, value) in values {
+        if !AgentConfig::keys().contains(key) {
+            return Err(ConfigError::Invalid(format!("unknown key {key}")));
+        }
+        match value.map(str::trim) {
+            None => {}
+            Some("") if doc.remove(key).is_some() => changed.push(format!("{key} removed")),
+            Some("") => {}
+            Some(v) => {
+                doc[*key] = toml_edit::value(v);
+                changed.push(if *key == "enroll_code" {
+                    format!("{key} set")
+                } else {
+                    format!("{key} = {v}")
+                });
+            }
+        }
+    }
+    let text = doc.to_string();
+    let check: Figment =
+        Figment::from(Serialized::defaults(AgentConfig::default())).merge(Toml::string(&text));
+    let config: AgentConfig = check.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+    config.validate()?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    // Every user's agent reads it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+    }
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    if changed.is_empty() {
+        changed.push("nothing changed".into());
+    }
+    Ok(changed)
 }
 
 impl AgentConfig {
@@ -330,4 +393,48 @@ fn toml_string(config: &AgentConfig) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configure_sets_keys_keeps_the_rest_and_refuses_a_bad_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etc/agent.toml");
+        let set = |v: &[(&str, Option<&str>)]| write_keys(&path, v);
+        let changed = set(&[
+            ("server_url", Some("https://wfh.example.com")),
+            ("enroll_code", Some("ABCD-EFGH")),
+            ("extra_ca_file", Some("")),
+        ])
+        .unwrap();
+        assert_eq!(
+            changed,
+            ["server_url = https://wfh.example.com", "enroll_code set"]
+        );
+        // An administrator's comment and key survive the next run.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("# set by IT\nlogs_per_day = 3\n{text}")).unwrap();
+        set(&[("enroll_code", Some("")), ("server_url", None)]).unwrap();
+        let config = AgentConfig::load(&ConfigFiles::only(&path), []).unwrap();
+        assert_eq!(config.server_url.as_deref(), Some("https://wfh.example.com"));
+        assert_eq!(config.enroll_code, None);
+        assert_eq!(config.logs_per_day, 3);
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("# set by IT\n"));
+        // A plain-HTTP server elsewhere is refused and the file is left as it was.
+        let before = std::fs::read_to_string(&path).unwrap();
+        let err = set(&[("server_url", Some("http://wfh.example.com"))]).unwrap_err();
+        assert!(err.to_string().contains("server_url"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
+    }
 }
