@@ -59,6 +59,23 @@ tray_deps() {
   apt_install libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
 }
 
+# What the install test needs: nginx (its own instance on test ports: the
+# Debian service is not started here) and adduser (the server package's
+# postinst). Packaging uses dpkg-deb and objdump (build-essential).
+deploy_deps() {
+  if ! command -v nginx >/dev/null 2>&1; then
+    local blocked=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+      as_root chmod 755 /usr/sbin/policy-rc.d
+      blocked=1
+    fi
+    apt_install nginx
+    [ -z "$blocked" ] || as_root rm -f /usr/sbin/policy-rc.d
+  fi
+  apt_install adduser dpkg-dev
+}
+
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/wfh-monitor
 
 # Build the tray app's web UI (agent-ui/dist, embedded into wfh-agent) with
