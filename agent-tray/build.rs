@@ -1,7 +1,9 @@
 //! Embeds the tray app's web UI (agent-ui/dist) and Tauri's generated code
-//! when the `tray` feature is on; nothing otherwise.
+//! when the `tray` feature is on. Either way, rebuilds when the agent's
+//! migrations change (`sqlx::migrate!` embeds them; cargo cannot tell).
 
 fn main() {
+    println!("cargo:rerun-if-changed=../migrations/agent");
     #[cfg(feature = "tray")]
     {
         let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent-ui/dist/index.html");

@@ -427,10 +427,10 @@ async fn load_history(db: &mut sqlx::PgConnection, employees: i64, days: i64, pe
         .unwrap();
     }
     sqlx::raw_sql(
-        "INSERT INTO device_presence (device_id, employee_id, status, hostname, occurred_at, received_at) \
-         SELECT DISTINCT ON (device_id) device_id, employee_id, status, hostname, occurred_at, received_at \
-         FROM employee_heartbeats ORDER BY device_id, occurred_at DESC \
-         ON CONFLICT (device_id) DO UPDATE SET occurred_at = excluded.occurred_at",
+        "INSERT INTO employee_presence (employee_id, device_id, status, hostname, occurred_at, received_at) \
+         SELECT DISTINCT ON (employee_id) employee_id, device_id, status, hostname, occurred_at, received_at \
+         FROM employee_heartbeats ORDER BY employee_id, occurred_at DESC \
+         ON CONFLICT (employee_id) DO UPDATE SET occurred_at = excluded.occurred_at",
     )
     .execute(&mut *db)
     .await

@@ -88,7 +88,7 @@ impl Default for Config {
             heartbeat_interval_secs: 300,
             max_screenshot_bytes: wfh_protocol::DEFAULT_MAX_SCREENSHOT_BYTES,
             max_clock_skew_secs: 600,
-            heartbeat_writers: 3,
+            heartbeat_writers: 2,
             enrollment_code_ttl_hours: 168,
             geoip_db: None,
             tls_cert: None,

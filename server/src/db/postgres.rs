@@ -60,7 +60,7 @@ impl PgStore {
             received.push(h.received_at);
         }
         // One statement, one round trip, one implicit transaction: store the
-        // batch and move each device's presence forward to its newest row.
+        // batch and move each employee's presence forward to its newest row.
         let stored: Vec<Uuid> = sqlx::query_scalar(
             "WITH ins AS ( \
                  INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
@@ -70,15 +70,15 @@ impl PgStore {
                  ON CONFLICT DO NOTHING \
                  RETURNING event_id, employee_id, device_id, status, hostname, occurred_at, received_at \
              ), latest AS ( \
-                 SELECT DISTINCT ON (device_id) device_id, employee_id, status, hostname, occurred_at, received_at \
-                 FROM ins ORDER BY device_id, occurred_at DESC \
+                 SELECT DISTINCT ON (employee_id) employee_id, device_id, status, hostname, occurred_at, received_at \
+                 FROM ins ORDER BY employee_id, occurred_at DESC \
              ), presence AS ( \
-                 INSERT INTO device_presence (device_id, employee_id, status, hostname, occurred_at, received_at) \
+                 INSERT INTO employee_presence (employee_id, device_id, status, hostname, occurred_at, received_at) \
                  SELECT * FROM latest \
-                 ON CONFLICT (device_id) DO UPDATE SET employee_id = excluded.employee_id, \
+                 ON CONFLICT (employee_id) DO UPDATE SET device_id = excluded.device_id, \
                      status = excluded.status, hostname = excluded.hostname, \
                      occurred_at = excluded.occurred_at, received_at = excluded.received_at \
-                 WHERE device_presence.occurred_at < excluded.occurred_at \
+                 WHERE employee_presence.occurred_at < excluded.occurred_at \
              ) \
              SELECT event_id FROM ins",
         )
@@ -217,10 +217,7 @@ fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, q: &ListQuery, id_col
 /// the rest of the query). Public so the benchmark times exactly this.
 pub const LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, \
     p.status, p.hostname, p.occurred_at \
-    FROM employees e LEFT JOIN ( \
-        SELECT DISTINCT ON (employee_id) employee_id, status, hostname, occurred_at \
-        FROM device_presence ORDER BY employee_id, occurred_at DESC \
-    ) p ON p.employee_id = e.id \
+    FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id \
     ORDER BY e.id";
 
 #[async_trait]
