@@ -9,7 +9,7 @@
 //! makes from the binaries the tests built (scripts/test does both, then
 //! points WFH_TEST_PACKAGES at them). The machine has no running systemd (a
 //! container), so the unit is checked with `systemd-analyze` and its
-//! command run as its user with `runuser`; everything else is real.
+//! command run as its user with `setpriv`; everything else is real.
 //!
 //! The packages are purged at the end; /var/lib/wfh-monitor and
 //! /etc/wfh-monitor/agent.toml, which dpkg keeps by design, are removed by
@@ -72,7 +72,18 @@ struct Installed {
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        // SIGTERM, as systemd stops a service: nginx's master takes its
+        // workers down with it (SIGKILL would leave them serving), the server
+        // drains. The agent first, then nginx, then the server.
+        for c in self.children.iter_mut().rev() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -229,9 +240,16 @@ async fn the_packages_install_and_an_agent_reports_through_nginx_over_https() {
     let argv: Vec<&str> = exec.split_whitespace().collect();
     let work = tempfile::tempdir().unwrap();
     let server_log = std::fs::File::create(work.path().join("server.log")).unwrap();
+    // As the unit's User= does: the server itself, with the service user's
+    // ids (setpriv execs, so the child is the server and SIGTERM reaches it).
     installed.children.push(
-        Command::new(sbin("runuser"))
-            .args(["-u", &user, "--"])
+        Command::new(sbin("setpriv"))
+            .args([
+                &format!("--reuid={user}"),
+                &format!("--regid={user}"),
+                "--init-groups",
+                "--",
+            ])
             .args(&argv)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
