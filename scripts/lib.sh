@@ -61,7 +61,7 @@ tray_deps() {
 
 # What the install test needs: nginx (its own instance on test ports: the
 # Debian service is not started here) and adduser (the server package's
-# postinst). Packaging uses dpkg-deb and objdump (build-essential).
+# postinst). scripts/package installs what packaging needs (dpkg-dev).
 deploy_deps() {
   if ! command -v nginx >/dev/null 2>&1; then
     local blocked=
@@ -73,7 +73,7 @@ deploy_deps() {
     apt_install nginx
     [ -z "$blocked" ] || as_root rm -f /usr/sbin/policy-rc.d
   fi
-  apt_install adduser dpkg-dev
+  apt_install adduser
 }
 
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/wfh-monitor

@@ -240,17 +240,24 @@ impl Context {
         Ok(Some(engine))
     }
 
+    /// The server this device talks to: the enrolled one, else the
+    /// configured one.
+    pub async fn known_server(&self) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .enrolment()
+            .await?
+            .map(|e| e.server_url)
+            .or_else(|| self.config.server_url.clone()))
+    }
+
     /// Fetch the server's policy and keep it: from `server`, or else the
-    /// enrolled (or configured) one; `Ok(false)` when no server is known.
+    /// [known](Context::known_server) one; `Ok(false)` when no server is known.
     pub async fn fetch_policy(&self, server: Option<&str>) -> anyhow::Result<bool> {
         let server = match server {
             Some(s) => s.to_owned(),
-            None => match self.enrolment().await? {
-                Some(e) => e.server_url,
-                None => match self.config.server_url.clone() {
-                    Some(s) => s,
-                    None => return Ok(false),
-                },
+            None => match self.known_server().await? {
+                Some(s) => s,
+                None => return Ok(false),
             },
         };
         let client = self.client(&server)?;

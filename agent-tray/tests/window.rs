@@ -151,8 +151,8 @@ impl Session<'_> {
         self.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
     }
 
-    /// Focus the field with a click, replace its text by typing.
-    /// Type with the real keyboard, then read the field back: on a loaded
+    /// Focus the field with a click and replace its text with the real
+    /// keyboard, then read the field back: on a loaded
     /// machine X can drop a keystroke, and the test is about the app, not
     /// about Xvfb, so a field that does not say `text` is typed again.
     async fn type_into(&self, css: &str, text: &str) {

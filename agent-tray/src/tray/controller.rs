@@ -231,12 +231,7 @@ impl Controller {
         }
         let server = match server {
             Some(url) => Some(url.to_owned()),
-            None => self
-                .ctx
-                .enrolment()
-                .await?
-                .map(|e| e.server_url)
-                .or(self.ctx.config.server_url.clone()),
+            None => self.ctx.known_server().await?,
         };
         let effective = crate::policy::effective(&self.ctx.config, &self.ctx.outbox).await?;
         let accepted = crate::policy::accepted(&self.ctx.outbox).await?;
