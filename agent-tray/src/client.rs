@@ -221,6 +221,20 @@ impl ApiClient {
         decode(req.send().await).await
     }
 
+    /// Report a bucket of activity.
+    pub async fn activity(
+        &self,
+        token: &DeviceToken,
+        bucket: &wfh_protocol::ActivityRequest,
+    ) -> Result<EventAccepted, ClientError> {
+        let req = self
+            .http
+            .post(self.url("api/activity"))
+            .bearer_auth(token.expose())
+            .json(bucket);
+        decode(req.send().await).await
+    }
+
     /// The monitoring policy and its consent (public; no token needed).
     pub async fn policy(&self) -> Result<wfh_protocol::PolicyDocument, ClientError> {
         decode(self.http.get(self.url("api/policy")).send().await).await

@@ -262,7 +262,12 @@ async fn a_policy_that_collects_more_stops_collection_until_the_employee_accepts
     })
     .await;
     let people = server.state.store.employees_with_presence().await.unwrap();
-    let ana = people.iter().find(|(e, ..)| e.username == "ana").unwrap().0.id;
+    let ana = people
+        .iter()
+        .find(|row| row.who.username == "ana")
+        .unwrap()
+        .who
+        .id;
     // The device's text: the server's policy with this laptop's own
     // heartbeat interval (set in its configuration) over it.
     let (_, status) = agent.exec(&["status", "--json"]);

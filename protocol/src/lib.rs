@@ -13,7 +13,9 @@ use uuid::Uuid;
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+pub mod activity;
 pub mod policy;
+pub use activity::{ActivityPolicy, ActivityRequest, AppTime, SiteTime};
 pub use policy::{Consent, ConsentSection, MonitoringPolicy, PausePolicy, PolicyDocument};
 
 /// Header that carries a device or admin token: `Authorization: Bearer <token>`.
@@ -384,6 +386,9 @@ pub mod admin {
         pub last_seen: Option<DateTime<Utc>>,
         pub last_hostname: Option<String>,
         pub status: PresenceStatus,
+        /// The team the employee belongs to (for team summaries), if any.
+        #[serde(default)]
+        pub team: Option<String>,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -401,6 +406,17 @@ pub mod admin {
         pub username: String,
         #[serde(default)]
         pub display_name: Option<String>,
+        #[serde(default)]
+        pub team: Option<String>,
+    }
+
+    /// `PUT /api/admin/employees/{id}/team`: `{"team": "Support"}`, or
+    /// `{"team": null}` to take the employee out of any team.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct TeamChange {
+        pub team: Option<String>,
     }
 
     /// A freshly issued enrolment code. Shown once.
@@ -471,6 +487,137 @@ pub mod admin {
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         pub accepted_at: DateTime<FixedOffset>,
         pub received_at: DateTime<Utc>,
+    }
+
+    /// A stored bucket of activity.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct ActivityRecord {
+        pub event_id: Uuid,
+        pub employee_id: i64,
+        pub device_id: i64,
+        pub username: String,
+        pub hostname: String,
+        /// Start of the bucket, device time with its offset.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        pub start: DateTime<FixedOffset>,
+        pub duration_secs: u32,
+        pub observed_secs: u32,
+        pub active_secs: Option<u32>,
+        pub idle_secs: Option<u32>,
+        pub apps: Vec<crate::AppTime>,
+        pub sites: Vec<crate::SiteTime>,
+        pub key_presses: Option<u32>,
+        pub received_at: DateTime<Utc>,
+    }
+
+    /// The length of a summary.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum Period {
+        /// One calendar day in the company's time zone.
+        Day,
+        /// One ISO week, Monday to Sunday.
+        Week,
+        /// One calendar month.
+        Month,
+    }
+
+    /// Where a summary's active and idle seconds come from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum ActiveIdleSource {
+        /// Activity buckets (the policy's `idle_time` switch): measured input.
+        Activity,
+        /// Heartbeat statuses (online or idle), one interval each.
+        Heartbeats,
+        /// Some days one, some the other.
+        Mixed,
+        /// Nothing was received.
+        None,
+    }
+
+    /// A name and the seconds spent on it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct NamedSecs {
+        pub name: String,
+        pub secs: u64,
+    }
+
+    /// The figures of a day, a week, a month, for one employee or a team.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct SummaryFigures {
+        /// First and last heartbeat, in the company's time zone.
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+        pub first_seen: Option<DateTime<FixedOffset>>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+        pub last_seen: Option<DateTime<FixedOffset>>,
+        /// Signed in and not paused: each heartbeat counts until the next
+        /// one, at most one heartbeat interval.
+        pub online_secs: u64,
+        pub active_secs: u64,
+        pub idle_secs: u64,
+        pub active_idle_source: ActiveIdleSource,
+        pub paused_secs: u64,
+        /// When the computers booted (from the agent's start-up reports).
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+        pub boots: Vec<DateTime<FixedOffset>>,
+        /// When the agents stopped with the session or the machine.
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+        pub shutdowns: Vec<DateTime<FixedOffset>>,
+        /// Applications by time, most first (at most 10).
+        pub top_apps: Vec<NamedSecs>,
+        /// Websites by time, most first (at most 10).
+        pub top_sites: Vec<NamedSecs>,
+        /// Key presses counted, where the policy switches counting on.
+        pub key_presses: Option<u64>,
+        pub logs_taken: u32,
+        /// Working days in the period (up to today) × the policy's logs per day.
+        pub logs_expected: u32,
+    }
+
+    /// One day of a summary.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct DaySummary {
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+        pub date: NaiveDate,
+        /// Length of the day in hours: 24, or 23 and 25 on DST changes.
+        pub hours: u32,
+        pub figures: SummaryFigures,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct EmployeeSummary {
+        pub employee: EmployeeRef,
+        pub team: Option<String>,
+        pub totals: SummaryFigures,
+        pub days: Vec<DaySummary>,
+    }
+
+    /// `GET /api/admin/summary`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct Summary {
+        pub period: Period,
+        /// "2026-12-01", "2026-W49" or "2026-12".
+        pub label: String,
+        /// The company's time zone (IANA name) every day is cut in.
+        pub timezone: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        pub start: DateTime<FixedOffset>,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        pub end: DateTime<FixedOffset>,
+        /// The team asked for, if any.
+        pub team: Option<String>,
+        pub employees: Vec<EmployeeSummary>,
+        /// Everyone above together (team summaries).
+        pub team_totals: Option<SummaryFigures>,
     }
 
     /// One page of a listing; pass `next_cursor` as `cursor` for the next.

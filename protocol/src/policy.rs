@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
+use crate::activity::ActivityPolicy;
+
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
@@ -38,6 +40,9 @@ pub struct MonitoringPolicy {
     pub pause: PausePolicy,
     /// Whether the employee may quit the tray app. Default true.
     pub quit_allowed: bool,
+    /// Activity insight (applications, websites, idle time, key counts):
+    /// all off by default.
+    pub activity: ActivityPolicy,
     /// Days the server keeps what it receives (set by the server's
     /// `retention_days`; read-only here).
     pub retention_days: u32,
@@ -75,6 +80,7 @@ impl Default for MonitoringPolicy {
             window_end: "22:00".into(),
             pause: PausePolicy::default(),
             quit_allowed: true,
+            activity: ActivityPolicy::default(),
             retention_days: 30,
         }
     }
@@ -166,6 +172,7 @@ impl MonitoringPolicy {
                 problems.push(format!("{name} must be 1 to 200 characters"));
             }
         }
+        problems.extend(self.activity.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -244,19 +251,17 @@ impl MonitoringPolicy {
                 self.window_end
             ));
         }
+        collected.extend(self.activity.consent_items());
         collected.push(
             "When the app starts and stops, and when a planned detailed log could not be taken (and why)."
                 .into(),
         );
-        let not_collected = vec![
-            "No keystrokes, no typed text, no microphone, no camera.".to_owned(),
-            "No browsing history, no file contents, no list of applications or windows.".to_owned(),
-            if self.logs_per_day > 0 {
-                "No screenshots other than the ones above, and none while monitoring is paused.".to_owned()
-            } else {
-                "No screenshots.".to_owned()
-            },
-        ];
+        let mut not_collected = self.activity.not_collected();
+        not_collected.push(if self.logs_per_day > 0 {
+            "No screenshots other than the ones above, and none while monitoring is paused.".to_owned()
+        } else {
+            "No screenshots.".to_owned()
+        });
         let mut control = vec![];
         if self.logs_per_day > 0 {
             control.push(

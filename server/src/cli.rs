@@ -49,6 +49,9 @@ pub enum EmployeeCommand {
         /// Full name, as managers should see it.
         #[arg(long)]
         name: Option<String>,
+        /// Team, for the team summaries.
+        #[arg(long)]
+        team: Option<String>,
     },
     /// List employees with their last-seen status.
     List,
@@ -99,9 +102,11 @@ pub async fn run(command: Command, config: Config, out: &mut (dyn Write + Send))
             writeln!(out, "database is up to date")?;
             Ok(())
         }
-        Command::Employee(EmployeeCommand::Add { username, name }) => {
+        Command::Employee(EmployeeCommand::Add { username, name, team }) => {
             let state = state(config).await?;
-            let created = crate::routes::admin::create_employee(&state, &username, name.as_deref()).await?;
+            let created =
+                crate::routes::admin::create_employee(&state, &username, name.as_deref(), team.as_deref())
+                    .await?;
             writeln!(
                 out,
                 "employee {} added (id {})",
@@ -129,8 +134,8 @@ pub async fn run(command: Command, config: Config, out: &mut (dyn Write + Send))
                 "ID", "USERNAME", "ACTIVE", "STATUS"
             )?;
             let interval = crate::policy::heartbeat_interval(&state).await?;
-            for (e, active, created, presence) in state.store.employees_with_presence().await? {
-                let v = crate::db::employee_view(e, active, created, presence, now, interval);
+            for row in state.store.employees_with_presence().await? {
+                let v = crate::db::employee_view(row, now, interval);
                 let status = serde_json::to_value(v.status).unwrap_or_default();
                 writeln!(
                     out,

@@ -66,6 +66,9 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Log output: `text` or `json`.
     pub log_format: LogFormat,
+    /// The company's time zone (IANA name such as `Europe/Berlin`): where
+    /// days, ISO weeks and months of the summaries begin and end.
+    pub company_timezone: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +100,7 @@ impl Default for Config {
             allow_plain_http: false,
             shutdown_timeout_secs: 30,
             log_format: LogFormat::Text,
+            company_timezone: "UTC".into(),
         }
     }
 }
@@ -161,6 +165,9 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return invalid("tls_cert and tls_key must be set together");
         }
+        if self.company_timezone.parse::<chrono_tz::Tz>().is_err() {
+            return invalid("company_timezone must be an IANA time zone name such as \"Europe/Berlin\"");
+        }
         if self.retention_schedule.split_whitespace().count() != 6 {
             return invalid("retention_schedule needs 6 cron fields, seconds first (\"0 17 * * * *\")");
         }
@@ -171,6 +178,11 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The company's time zone (validated at load).
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.company_timezone.parse().unwrap_or(chrono_tz::UTC)
     }
 
     pub fn tls_enabled(&self) -> bool {

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use pdf_writer::{Chunk, Content, Filter, Finish as _, Name, Rect, Ref, Str};
 use tokio::sync::mpsc;
+use wfh_protocol::admin::{Summary, SummaryFigures};
 use wfh_protocol::LogRecord;
 
 use crate::db::{Cursor, ListQuery, StoreError};
@@ -203,6 +204,125 @@ pub async fn csv(state: AppState, scope: Scope, tx: Sender) -> Result<(), Export
         send(&tx, w.into_inner().map_err(|e| e.into_error())?).await?;
     }
     Ok(())
+}
+
+// ---- Summaries -------------------------------------------------------------
+
+/// A name that is safe inside a file name.
+pub fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect()
+}
+
+const SUMMARY_HEADER: [&str; 17] = [
+    "employee",
+    "team",
+    "date",
+    "hours in day",
+    "first seen",
+    "last seen",
+    "online (h)",
+    "active (h)",
+    "idle (h)",
+    "active/idle from",
+    "paused (h)",
+    "boots",
+    "shutdowns",
+    "top applications",
+    "top websites",
+    "key presses",
+    "detailed logs taken / expected",
+];
+
+fn summary_row(who: &str, team: &str, date: &str, hours: String, f: &SummaryFigures) -> Vec<String> {
+    let h = |s: u64| format!("{:.2}", s as f64 / 3600.0);
+    let time = |t: &Option<DateTime<chrono::FixedOffset>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let times = |v: &[DateTime<chrono::FixedOffset>]| {
+        v.iter()
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let named = |v: &[wfh_protocol::admin::NamedSecs]| {
+        v.iter()
+            .map(|n| format!("{} {}m", n.name, n.secs / 60))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    vec![
+        who.to_owned(),
+        team.to_owned(),
+        date.to_owned(),
+        hours,
+        time(&f.first_seen),
+        time(&f.last_seen),
+        h(f.online_secs),
+        h(f.active_secs),
+        h(f.idle_secs),
+        serde_json::to_value(f.active_idle_source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        h(f.paused_secs),
+        times(&f.boots),
+        times(&f.shutdowns),
+        named(&f.top_apps),
+        named(&f.top_sites),
+        f.key_presses.map(|k| k.to_string()).unwrap_or_default(),
+        format!("{} / {}", f.logs_taken, f.logs_expected),
+    ]
+}
+
+/// A summary as CSV: one row per employee and day, then the employee's
+/// total, then the team's.
+pub fn summary_csv(s: &Summary) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut rows = vec![SUMMARY_HEADER.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
+    for e in &s.employees {
+        let who = Person {
+            username: e.employee.username.clone(),
+            display_name: e.employee.display_name.clone(),
+        }
+        .label();
+        let team = e.team.clone().unwrap_or_default();
+        for d in &e.days {
+            rows.push(summary_row(
+                &who,
+                &team,
+                &d.date.to_string(),
+                d.hours.to_string(),
+                &d.figures,
+            ));
+        }
+        rows.push(summary_row(
+            &who,
+            &team,
+            &format!("total {}", s.label),
+            String::new(),
+            &e.totals,
+        ));
+    }
+    if let (Some(team), Some(totals)) = (&s.team, &s.team_totals) {
+        rows.push(summary_row(
+            "(team)",
+            team,
+            &format!("total {}", s.label),
+            String::new(),
+            totals,
+        ));
+    }
+    for r in rows {
+        w.write_record(r).expect("writing to memory");
+    }
+    w.into_inner().expect("writing to memory")
 }
 
 // ---- PDF ------------------------------------------------------------------

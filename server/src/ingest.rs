@@ -17,11 +17,14 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use wfh_protocol::{
-    AgentEvent, AgentEventRequest, EventAccepted, HeartbeatRequest, ImageInfo, LogMeta, LogRecord,
+    ActivityRequest, AgentEvent, AgentEventRequest, EventAccepted, HeartbeatRequest, ImageInfo, LogMeta,
+    LogRecord,
 };
 
 use crate::auth::Device;
-use crate::db::{screenshot_url, LogInsert, NewAgentEvent, NewConsent, NewHeartbeat, NewLog, Store};
+use crate::db::{
+    screenshot_url, LogInsert, NewActivity, NewAgentEvent, NewConsent, NewHeartbeat, NewLog, Store,
+};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::screenshots::{self, Screenshots};
@@ -281,6 +284,50 @@ pub async fn agent_event(
         tracing::info!(employee = device.employee.id, device = device.device_id, version = %consent.version, "consent recorded");
     }
     Ok(accepted)
+}
+
+/// Store a bucket of activity once, keeping only what the policy in force
+/// allows (a bucket made under an older policy may carry more).
+pub async fn activity(
+    state: &AppState,
+    device: &Device,
+    mut req: ActivityRequest,
+) -> Result<EventAccepted, ApiError> {
+    check_name("username", &req.username)?;
+    check_name("hostname", &req.hostname)?;
+    check_timestamp(state, req.start)?;
+    let problems = req.problems();
+    if !problems.is_empty() {
+        return Err(ApiError::field("activity", problems.join("; ")));
+    }
+    let policy = crate::policy::current(state).await?.policy;
+    if req.restrict_to(&policy.activity) {
+        tracing::info!(
+            employee = device.employee.id,
+            device = device.device_id,
+            "activity beyond the policy in force was dropped"
+        );
+    }
+    state
+        .store
+        .insert_activity(&NewActivity {
+            event_id: req.event_id,
+            employee_id: device.employee.id,
+            device_id: device.device_id,
+            username: req.username,
+            hostname: req.hostname,
+            start: micros(req.start),
+            duration_secs: req.duration_secs,
+            observed_secs: req.observed_secs,
+            active_secs: req.active_secs,
+            idle_secs: req.idle_secs,
+            key_presses: req.key_presses,
+            apps: req.apps,
+            sites: req.sites,
+            received_at: micros(state.clock.now()),
+        })
+        .await
+        .map_err(Into::into)
 }
 
 /// Store a detailed log: validate, write the screenshot, then the row.

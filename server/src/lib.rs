@@ -20,6 +20,7 @@ pub mod routes;
 pub mod screenshots;
 pub mod startup;
 pub mod state;
+pub mod summary;
 pub mod telemetry;
 
 pub use startup::Application;

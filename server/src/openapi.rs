@@ -12,11 +12,12 @@ use crate::routes::{admin, dashboard, ingest};
     info(title = "WFH Monitor API", description = "Agent ingest and admin API of the WFH Monitor server. \
         Every error is `{\"error\": {\"code\", \"message\"}}`."),
     paths(
-        ingest::enroll, ingest::policy, ingest::heartbeat, ingest::agent_event, ingest::log, ingest::whoami,
+        ingest::enroll, ingest::policy, ingest::heartbeat, ingest::agent_event, ingest::activity, ingest::log, ingest::whoami,
         admin::list_employees, admin::add_employee, admin::get_employee, admin::set_active,
         admin::list_devices, admin::new_code, admin::revoke_device, admin::list_heartbeats,
         admin::list_events, admin::list_logs, admin::get_log, admin::screenshot,
         admin::thumbnail, admin::export, admin::list_consents, admin::get_policy, admin::put_policy,
+        admin::set_team, admin::list_activity, admin::summary,
         dashboard::sign_in, dashboard::current, dashboard::sign_out,
     ),
     components(schemas(wfh_protocol::LogMeta, wfh_protocol::PresenceStatus)),

@@ -1,4 +1,4 @@
-//! Retention: remove heartbeats, logs, agent events and screenshot files older than
+//! Retention: remove heartbeats, activity, logs, agent events and screenshot files older than
 //! `retention_days`, in batches, and sweep files no row names.
 //!
 //! Rows go first, then their files: a crash in between leaves files without a
@@ -24,6 +24,7 @@ pub struct RetentionReport {
     pub partitions_dropped: u64,
     pub logs_deleted: u64,
     pub events_deleted: u64,
+    pub activity_deleted: u64,
     /// Expired dashboard sessions.
     pub sessions_deleted: u64,
     pub files_deleted: u64,
@@ -61,6 +62,7 @@ pub async fn run(state: &AppState, sweep_grace: Duration) -> Result<RetentionRep
         tokio::task::yield_now().await;
     }
 
+    report.activity_deleted = state.store.purge_activity(cutoff, HEARTBEAT_BATCH).await?;
     report.events_deleted = state.store.purge_agent_events(cutoff).await?;
     report.sessions_deleted = state.store.purge_sessions(now).await?;
 
@@ -71,6 +73,8 @@ pub async fn run(state: &AppState, sweep_grace: Duration) -> Result<RetentionRep
     let m = &state.metrics.retention_deleted;
     m.get_or_create(&KindLabel { kind: "heartbeats" })
         .inc_by(report.heartbeats_deleted);
+    m.get_or_create(&KindLabel { kind: "activity" })
+        .inc_by(report.activity_deleted);
     m.get_or_create(&KindLabel { kind: "logs" })
         .inc_by(report.logs_deleted);
     m.get_or_create(&KindLabel { kind: "files" })
@@ -81,6 +85,7 @@ pub async fn run(state: &AppState, sweep_grace: Duration) -> Result<RetentionRep
         partitions = report.partitions_dropped,
         logs = report.logs_deleted,
         events = report.events_deleted,
+        activity = report.activity_deleted,
         sessions = report.sessions_deleted,
         files = report.files_deleted,
         orphans = report.orphans_removed,

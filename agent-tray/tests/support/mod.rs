@@ -329,9 +329,9 @@ impl Server {
                     .await
                     .unwrap()
                     .into_iter()
-                    .find(|(e, ..)| e.username == username)
+                    .find(|row| row.who.username == username)
                     .unwrap()
-                    .0
+                    .who
             }
         };
         let code = wfh_server::auth::new_enrollment_code();

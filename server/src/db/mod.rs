@@ -16,9 +16,12 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, Utc};
 use uuid::Uuid;
-use wfh_protocol::admin::{AgentEventRecord, ConsentEntry, Device, Employee, HeartbeatRecord};
+use wfh_protocol::admin::{
+    ActivityRecord, AgentEventRecord, ConsentEntry, Device, Employee, HeartbeatRecord,
+};
 use wfh_protocol::{
-    AgentEvent, EmployeeRef, EventAccepted, HeartbeatStatus, ImageFormat, Location, LogRecord,
+    AgentEvent, AppTime, EmployeeRef, EventAccepted, HeartbeatStatus, ImageFormat, Location, LogRecord,
+    SiteTime,
 };
 
 use crate::auth::TokenHash;
@@ -90,6 +93,49 @@ pub struct NewAgentEvent {
     pub event: AgentEvent,
     pub timestamp: DateTime<FixedOffset>,
     pub received_at: DateTime<Utc>,
+}
+
+/// A bucket of activity ready to store: identity from the token, the rest as
+/// reported (already restricted to what the policy allows).
+#[derive(Debug, Clone)]
+pub struct NewActivity {
+    pub event_id: Uuid,
+    pub employee_id: i64,
+    pub device_id: i64,
+    pub username: String,
+    pub hostname: String,
+    pub start: DateTime<FixedOffset>,
+    pub duration_secs: u32,
+    pub observed_secs: u32,
+    pub active_secs: Option<u32>,
+    pub idle_secs: Option<u32>,
+    pub key_presses: Option<u32>,
+    pub apps: Vec<AppTime>,
+    pub sites: Vec<SiteTime>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Everything a summary is computed from, for some employees and a span of
+/// time, each list in time order.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryRows {
+    /// (employee, device time, status)
+    pub heartbeats: Vec<(i64, DateTime<Utc>, HeartbeatStatus)>,
+    pub activity: Vec<ActivityRecord>,
+    /// (employee, device time, event): start-ups and shutdowns.
+    pub events: Vec<(i64, DateTime<Utc>, AgentEvent)>,
+    /// (employee, device time) of each detailed log.
+    pub logs: Vec<(i64, DateTime<Utc>)>,
+}
+
+/// An employee with what the admin list shows about them.
+#[derive(Debug, Clone)]
+pub struct EmployeeRow {
+    pub who: EmployeeRef,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub team: Option<String>,
+    pub presence: Option<Presence>,
 }
 
 /// Latest heartbeat of one device.
@@ -167,9 +213,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn employee(&self, id: i64) -> StoreResult<(EmployeeRef, bool, DateTime<Utc>)>;
     async fn set_employee_active(&self, id: i64, active: bool) -> StoreResult<()>;
     /// Every employee with its devices' latest heartbeat, in no particular order.
-    async fn employees_with_presence(
-        &self,
-    ) -> StoreResult<Vec<(EmployeeRef, bool, DateTime<Utc>, Option<Presence>)>>;
+    async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>>;
+    /// Put an employee in a team (`None`: in none).
+    async fn set_employee_team(&self, id: i64, team: Option<&str>) -> StoreResult<()>;
 
     async fn add_enrollment_code(
         &self,
@@ -229,6 +275,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn agent_events(&self, q: &ListQuery) -> StoreResult<Vec<AgentEventRecord>>;
     /// Delete agent events older than `cutoff`; returns how many.
     async fn purge_agent_events(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Store a bucket of activity once; a retry answers with the first
+    /// `received_at`. `Conflict` if another device already used the event id.
+    async fn insert_activity(&self, a: &NewActivity) -> StoreResult<EventAccepted>;
+    async fn activity(&self, q: &ListQuery) -> StoreResult<Vec<ActivityRecord>>;
+    /// Delete activity older than `cutoff`, `batch` rows at a time; returns how many.
+    async fn purge_activity(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
+    /// Heartbeats, activity, start-ups and shutdowns, and detailed logs of
+    /// `employees` with device times in `[from, to)`.
+    async fn summary_rows(
+        &self,
+        employees: &[i64],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<SummaryRows>;
 
     /// The stored monitoring policy (JSON) and its revision; `None` before
     /// the first change (the built-in default applies).
@@ -374,22 +435,38 @@ pub(crate) fn settle_agent_event(
     stored: bool,
     first: Option<(i64, DateTime<Utc>)>,
 ) -> StoreResult<EventAccepted> {
+    settle_event(ev.event_id, ev.device_id, ev.received_at, stored, first)
+}
+
+/// The answer to a single-row idempotent insert: the new row, the first
+/// delivery of a retry, or a conflict when another device used the id.
+pub(crate) fn settle_event(
+    event_id: Uuid,
+    device_id: i64,
+    received_at: DateTime<Utc>,
+    stored: bool,
+    first: Option<(i64, DateTime<Utc>)>,
+) -> StoreResult<EventAccepted> {
     if stored {
         return Ok(EventAccepted {
-            event_id: ev.event_id,
-            received_at: ev.received_at,
+            event_id,
+            received_at,
         });
     }
     match first {
-        Some((device, received_at)) if device == ev.device_id => Ok(EventAccepted {
-            event_id: ev.event_id,
+        Some((device, received_at)) if device == device_id => Ok(EventAccepted {
+            event_id,
             received_at,
         }),
         Some(_) => Err(StoreError::Conflict(
             "this event_id was already used by another device".into(),
         )),
-        None => Err(StoreError::NotFound("agent event")),
+        None => Err(StoreError::NotFound("event")),
     }
+}
+
+pub(crate) fn parse_json_list<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<Vec<T>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad stored list: {e}")))
 }
 
 pub(crate) fn parse_status(s: &str) -> StoreResult<HeartbeatStatus> {
@@ -447,14 +524,14 @@ pub(crate) fn answer_heartbeats(
 }
 
 /// Fold the presence rows (newest first per employee) into the admin view.
-pub fn employee_view(
-    employee: EmployeeRef,
-    active: bool,
-    created_at: DateTime<Utc>,
-    presence: Option<Presence>,
-    now: DateTime<Utc>,
-    interval_secs: u64,
-) -> Employee {
+pub fn employee_view(row: EmployeeRow, now: DateTime<Utc>, interval_secs: u64) -> Employee {
+    let EmployeeRow {
+        who: employee,
+        active,
+        created_at,
+        team,
+        presence,
+    } = row;
     let offline_after = chrono::Duration::seconds(i64::try_from(interval_secs * 2).unwrap_or(i64::MAX));
     let status = match &presence {
         Some(p) if now - p.occurred_at <= offline_after => p.status.into(),
@@ -469,6 +546,7 @@ pub fn employee_view(
         last_seen: presence.as_ref().map(|p| p.occurred_at),
         last_hostname: presence.map(|p| p.hostname),
         status,
+        team,
     }
 }
 
@@ -501,7 +579,16 @@ mod tests {
             hostname: "h".into(),
             occurred_at: now - chrono::Duration::seconds(ago),
         };
-        let view = |pr| employee_view(who.clone(), true, now, pr, now, 300).status;
+        let view = |presence| {
+            let row = EmployeeRow {
+                who: who.clone(),
+                active: true,
+                created_at: now,
+                team: None,
+                presence,
+            };
+            employee_view(row, now, 300).status
+        };
         use wfh_protocol::PresenceStatus::*;
         assert_eq!(view(Some(p(599))), Idle);
         assert_eq!(view(Some(p(600))), Idle);

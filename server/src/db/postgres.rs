@@ -187,6 +187,32 @@ const LOG_COLUMNS: &str = "id, event_id, employee_id, device_id, username, hostn
     accuracy_radius_km, image_format, image_bytes, image_width, image_height, image_sha256, \
     occurred_at, utc_offset_secs, received_at";
 
+const ACTIVITY_COLUMNS: &str = "event_id, employee_id, device_id, username, hostname, occurred_at, \
+    utc_offset_secs, duration_secs, observed_secs, active_secs, idle_secs, key_presses, apps::text AS apps, \
+    sites::text AS sites, received_at";
+
+fn activity_record(row: &PgRow) -> StoreResult<ActivityRecord> {
+    let secs = |c: &str| -> StoreResult<Option<u32>> {
+        Ok(row.try_get::<Option<i32>, _>(c)?.map(|v| v.max(0) as u32))
+    };
+    Ok(ActivityRecord {
+        event_id: row.try_get("event_id")?,
+        employee_id: row.try_get("employee_id")?,
+        device_id: row.try_get("device_id")?,
+        username: row.try_get("username")?,
+        hostname: row.try_get("hostname")?,
+        start: with_offset(row.try_get("occurred_at")?, row.try_get("utc_offset_secs")?)?,
+        duration_secs: secs("duration_secs")?.unwrap_or(0),
+        observed_secs: secs("observed_secs")?.unwrap_or(0),
+        active_secs: secs("active_secs")?,
+        idle_secs: secs("idle_secs")?,
+        key_presses: secs("key_presses")?,
+        apps: parse_json_list(row.try_get("apps")?)?,
+        sites: parse_json_list(row.try_get("sites")?)?,
+        received_at: row.try_get("received_at")?,
+    })
+}
+
 /// `WHERE` clauses shared by the two listings; `id_column` is the tiebreak.
 fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, q: &ListQuery, id_column: &str) {
     qb.push(" WHERE TRUE");
@@ -215,10 +241,23 @@ fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, q: &ListQuery, id_col
 /// Every employee with the latest heartbeat of any of its devices, by id
 /// (the caller sorts by name: collation-aware sorting in SQL costs more than
 /// the rest of the query). Public so the benchmark times exactly this.
-pub const LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, \
+pub const LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
     p.status, p.hostname, p.occurred_at \
     FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id \
     ORDER BY e.id";
+
+impl PgStore {
+    /// The device and receive time of the row stored first under `event_id`
+    /// (`table` is one of this module's own table names).
+    async fn first_delivery(&self, table: &str, event_id: Uuid) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT device_id, received_at FROM {table} WHERE event_id = $1"
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}
 
 #[async_trait]
 impl Store for PgStore {
@@ -291,9 +330,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn employees_with_presence(
-        &self,
-    ) -> StoreResult<Vec<(EmployeeRef, bool, DateTime<Utc>, Option<Presence>)>> {
+    async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>> {
         let rows = sqlx::query(LAST_SEEN_SQL).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
@@ -308,9 +345,28 @@ impl Store for PgStore {
                     }),
                     None => None,
                 };
-                Ok((who, row.try_get("active")?, row.try_get("created_at")?, presence))
+                Ok(EmployeeRow {
+                    who,
+                    active: row.try_get("active")?,
+                    created_at: row.try_get("created_at")?,
+                    team: row.try_get("team")?,
+                    presence,
+                })
             })
             .collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn set_employee_team(&self, id: i64, team: Option<&str>) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE employees SET team = $2 WHERE id = $1")
+            .bind(id)
+            .bind(team)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("employee"));
+        }
+        Ok(())
     }
 
     async fn add_enrollment_code(
@@ -702,12 +758,129 @@ impl Store for PgStore {
         let first = if stored {
             None
         } else {
-            sqlx::query_as("SELECT device_id, received_at FROM agent_events WHERE event_id = $1")
-                .bind(ev.event_id)
-                .fetch_optional(&self.pool)
-                .await?
+            self.first_delivery("agent_events", ev.event_id).await?
         };
         settle_agent_event(ev, stored, first)
+    }
+
+    async fn insert_activity(&self, a: &NewActivity) -> StoreResult<EventAccepted> {
+        let done = sqlx::query(
+            "INSERT INTO employee_activity (event_id, employee_id, device_id, username, hostname, occurred_at, \
+             utc_offset_secs, duration_secs, observed_secs, active_secs, idle_secs, key_presses, apps, sites, \
+             received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb, $15) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(a.event_id)
+        .bind(a.employee_id)
+        .bind(a.device_id)
+        .bind(&a.username)
+        .bind(&a.hostname)
+        .bind(a.start.to_utc())
+        .bind(a.start.offset().local_minus_utc())
+        .bind(a.duration_secs as i32)
+        .bind(a.observed_secs as i32)
+        .bind(a.active_secs.map(|v| v as i32))
+        .bind(a.idle_secs.map(|v| v as i32))
+        .bind(a.key_presses.map(|v| v as i32))
+        .bind(serde_json::to_string(&a.apps).expect("lists serialise"))
+        .bind(serde_json::to_string(&a.sites).expect("lists serialise"))
+        .bind(a.received_at)
+        .execute(&self.pool)
+        .await?;
+        let stored = done.rows_affected() == 1;
+        let first = if stored {
+            None
+        } else {
+            self.first_delivery("employee_activity", a.event_id).await?
+        };
+        settle_event(a.event_id, a.device_id, a.received_at, stored, first)
+    }
+
+    async fn activity(&self, q: &ListQuery) -> StoreResult<Vec<ActivityRecord>> {
+        let mut qb = QueryBuilder::new(format!("SELECT {ACTIVITY_COLUMNS} FROM employee_activity"));
+        push_filters(&mut qb, q, "event_id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(activity_record).collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn purge_activity(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM employee_activity WHERE event_id IN ( \
+                     SELECT event_id FROM employee_activity WHERE occurred_at < $1 LIMIT $2)",
+            )
+            .bind(cutoff)
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < u64::from(batch) {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tracing::instrument(skip(self, employees), fields(employees = employees.len()))]
+    async fn summary_rows(
+        &self,
+        employees: &[i64],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<SummaryRows> {
+        let heartbeats: Vec<(i64, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT employee_id, occurred_at, status FROM employee_heartbeats \
+             WHERE employee_id = ANY($1) AND occurred_at >= $2 AND occurred_at < $3 ORDER BY occurred_at",
+        )
+        .bind(employees)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let activity = sqlx::query(&format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM employee_activity \
+             WHERE employee_id = ANY($1) AND occurred_at >= $2 AND occurred_at < $3 ORDER BY occurred_at"
+        ))
+        .bind(employees)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        // Start-ups are looked up a day early: the boot they report may be
+        // in the span although the agent started after it.
+        let events: Vec<(i64, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT employee_id, occurred_at, event::text FROM agent_events \
+             WHERE employee_id = ANY($1) AND kind IN ('startup', 'shutdown') \
+             AND occurred_at >= $2 AND occurred_at < $3 ORDER BY occurred_at",
+        )
+        .bind(employees)
+        .bind(from - chrono::Duration::days(1))
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let logs: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT employee_id, occurred_at FROM employee_logs \
+             WHERE employee_id = ANY($1) AND occurred_at >= $2 AND occurred_at < $3 ORDER BY occurred_at",
+        )
+        .bind(employees)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(SummaryRows {
+            heartbeats: heartbeats
+                .into_iter()
+                .map(|(e, t, s)| Ok((e, t, parse_status(&s)?)))
+                .collect::<StoreResult<_>>()?,
+            activity: activity.iter().map(activity_record).collect::<StoreResult<_>>()?,
+            events: events
+                .into_iter()
+                .map(|(e, t, ev)| Ok((e, t, parse_event(&ev)?)))
+                .collect::<StoreResult<_>>()?,
+            logs,
+        })
     }
 
     async fn policy(&self) -> StoreResult<Option<(i64, String)>> {

@@ -97,6 +97,28 @@ const LOG_COLUMNS: &str = "id, event_id, employee_id, device_id, username, hostn
     accuracy_radius_km, image_format, image_bytes, image_width, image_height, image_sha256, \
     occurred_at, utc_offset_secs, received_at";
 
+const ACTIVITY_COLUMNS: &str = "event_id, employee_id, device_id, username, hostname, occurred_at, \
+    utc_offset_secs, duration_secs, observed_secs, active_secs, idle_secs, key_presses, apps, sites, received_at";
+
+fn activity_record(row: &SqliteRow) -> StoreResult<ActivityRecord> {
+    Ok(ActivityRecord {
+        event_id: row.try_get("event_id")?,
+        employee_id: row.try_get("employee_id")?,
+        device_id: row.try_get("device_id")?,
+        username: row.try_get("username")?,
+        hostname: row.try_get("hostname")?,
+        start: with_offset(time(row, "occurred_at")?, row.try_get("utc_offset_secs")?)?,
+        duration_secs: row.try_get("duration_secs")?,
+        observed_secs: row.try_get("observed_secs")?,
+        active_secs: row.try_get("active_secs")?,
+        idle_secs: row.try_get("idle_secs")?,
+        key_presses: row.try_get("key_presses")?,
+        apps: parse_json_list(row.try_get("apps")?)?,
+        sites: parse_json_list(row.try_get("sites")?)?,
+        received_at: time(row, "received_at")?,
+    })
+}
+
 fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Sqlite>, q: &ListQuery, id_column: &str) {
     qb.push(" WHERE 1 = 1");
     if let Some(e) = q.employee_id {
@@ -138,6 +160,25 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         Ok(Self { pool })
+    }
+}
+
+impl SqliteStore {
+    /// The device and receive time of the row stored first under `event_id`
+    /// (`table` is one of this module's own table names).
+    async fn first_delivery(&self, table: &str, event_id: Uuid) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT device_id, received_at FROM {table} WHERE event_id = ?"
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(d, t)| {
+            DateTime::from_timestamp_micros(t)
+                .map(|t| (d, t))
+                .ok_or_else(|| StoreError::Corrupt("bad time in received_at".into()))
+        })
+        .transpose()
     }
 }
 
@@ -205,11 +246,9 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn employees_with_presence(
-        &self,
-    ) -> StoreResult<Vec<(EmployeeRef, bool, DateTime<Utc>, Option<Presence>)>> {
+    async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>> {
         let rows = sqlx::query(
-            "SELECT e.id, e.username, e.display_name, e.active, e.created_at, \
+            "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
                     p.status, p.hostname, p.occurred_at \
              FROM employees e LEFT JOIN device_presence p ON p.device_id = ( \
                  SELECT device_id FROM device_presence WHERE employee_id = e.id \
@@ -231,9 +270,27 @@ impl Store for SqliteStore {
                     }),
                     None => None,
                 };
-                Ok((who, row.try_get("active")?, time(row, "created_at")?, presence))
+                Ok(EmployeeRow {
+                    who,
+                    active: row.try_get("active")?,
+                    created_at: time(row, "created_at")?,
+                    team: row.try_get("team")?,
+                    presence,
+                })
             })
             .collect()
+    }
+
+    async fn set_employee_team(&self, id: i64, team: Option<&str>) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE employees SET team = ? WHERE id = ?")
+            .bind(team)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("employee"));
+        }
+        Ok(())
     }
 
     async fn add_enrollment_code(
@@ -605,19 +662,137 @@ impl Store for SqliteStore {
         let first = if stored {
             None
         } else {
-            let row: Option<(i64, i64)> =
-                sqlx::query_as("SELECT device_id, received_at FROM agent_events WHERE event_id = ?")
-                    .bind(ev.event_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            row.map(|(d, t)| {
-                DateTime::from_timestamp_micros(t)
-                    .map(|t| (d, t))
-                    .ok_or_else(|| StoreError::Corrupt("bad time in received_at".into()))
-            })
-            .transpose()?
+            self.first_delivery("agent_events", ev.event_id).await?
         };
         settle_agent_event(ev, stored, first)
+    }
+
+    async fn insert_activity(&self, a: &NewActivity) -> StoreResult<EventAccepted> {
+        let done = sqlx::query(
+            "INSERT INTO employee_activity (event_id, employee_id, device_id, username, hostname, occurred_at, \
+             utc_offset_secs, duration_secs, observed_secs, active_secs, idle_secs, key_presses, apps, sites, \
+             received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(a.event_id)
+        .bind(a.employee_id)
+        .bind(a.device_id)
+        .bind(&a.username)
+        .bind(&a.hostname)
+        .bind(micros(a.start.to_utc()))
+        .bind(a.start.offset().local_minus_utc())
+        .bind(a.duration_secs)
+        .bind(a.observed_secs)
+        .bind(a.active_secs)
+        .bind(a.idle_secs)
+        .bind(a.key_presses)
+        .bind(serde_json::to_string(&a.apps).expect("lists serialise"))
+        .bind(serde_json::to_string(&a.sites).expect("lists serialise"))
+        .bind(micros(a.received_at))
+        .execute(&self.pool)
+        .await?;
+        let stored = done.rows_affected() == 1;
+        let first = if stored {
+            None
+        } else {
+            self.first_delivery("employee_activity", a.event_id).await?
+        };
+        settle_event(a.event_id, a.device_id, a.received_at, stored, first)
+    }
+
+    async fn activity(&self, q: &ListQuery) -> StoreResult<Vec<ActivityRecord>> {
+        let mut qb = QueryBuilder::new(format!("SELECT {ACTIVITY_COLUMNS} FROM employee_activity"));
+        push_filters(&mut qb, q, "event_id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(activity_record).collect()
+    }
+
+    async fn purge_activity(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM employee_activity WHERE event_id IN ( \
+                     SELECT event_id FROM employee_activity WHERE occurred_at < ? LIMIT ?)",
+            )
+            .bind(micros(cutoff))
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < u64::from(batch) {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn summary_rows(
+        &self,
+        employees: &[i64],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<SummaryRows> {
+        // SQLite has no arrays: the ids go in as a JSON list.
+        let ids = serde_json::to_string(employees).expect("ids serialise");
+        let (from, to) = (micros(from), micros(to));
+        let heartbeats: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT employee_id, occurred_at, status FROM employee_heartbeats \
+             WHERE employee_id IN (SELECT value FROM json_each(?)) AND occurred_at >= ? AND occurred_at < ? \
+             ORDER BY occurred_at",
+        )
+        .bind(&ids)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let activity = sqlx::query(&format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM employee_activity \
+             WHERE employee_id IN (SELECT value FROM json_each(?)) AND occurred_at >= ? AND occurred_at < ? \
+             ORDER BY occurred_at"
+        ))
+        .bind(&ids)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let events: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT employee_id, occurred_at, event FROM agent_events \
+             WHERE employee_id IN (SELECT value FROM json_each(?)) AND kind IN ('startup', 'shutdown') \
+             AND occurred_at >= ? AND occurred_at < ? ORDER BY occurred_at",
+        )
+        .bind(&ids)
+        .bind(from - 86_400_000_000)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let logs: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT employee_id, occurred_at FROM employee_logs \
+             WHERE employee_id IN (SELECT value FROM json_each(?)) AND occurred_at >= ? AND occurred_at < ? \
+             ORDER BY occurred_at",
+        )
+        .bind(&ids)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let at = |t: i64| {
+            DateTime::from_timestamp_micros(t)
+                .ok_or_else(|| StoreError::Corrupt("bad time in occurred_at".into()))
+        };
+        Ok(SummaryRows {
+            heartbeats: heartbeats
+                .into_iter()
+                .map(|(e, t, s)| Ok((e, at(t)?, parse_status(&s)?)))
+                .collect::<StoreResult<_>>()?,
+            activity: activity.iter().map(activity_record).collect::<StoreResult<_>>()?,
+            events: events
+                .into_iter()
+                .map(|(e, t, ev)| Ok((e, at(t)?, parse_event(&ev)?)))
+                .collect::<StoreResult<_>>()?,
+            logs: logs
+                .into_iter()
+                .map(|(e, t)| Ok((e, at(t)?)))
+                .collect::<StoreResult<_>>()?,
+        })
     }
 
     async fn policy(&self) -> StoreResult<Option<(i64, String)>> {

@@ -108,6 +108,25 @@ pub fn routes(
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::json())
         .and_then(put_policy);
+    let set_team = base
+        .clone()
+        .and(warp::path!("employees" / i64 / "team"))
+        .and(warp::put())
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::json())
+        .and_then(set_team);
+    let activity = base
+        .clone()
+        .and(warp::path!("activity"))
+        .and(warp::get())
+        .and(warp::query::<ListParams>())
+        .and_then(list_activity);
+    let summary = base
+        .clone()
+        .and(warp::path!("summary"))
+        .and(warp::get())
+        .and(warp::query::<SummaryParams>())
+        .and_then(summary);
     let export = base
         .and(warp::path!("logs" / "export" / String))
         .and(warp::get())
@@ -145,7 +164,12 @@ pub fn routes(
         .or(get_policy)
         .unify()
         .or(put_policy)
-        .unify();
+        .unify()
+        .boxed();
+    // Boxed in groups: one chain of this many filters overflows the
+    // compiler's type recursion limit in optimised builds.
+    let insight = set_team.or(activity).unify().or(summary).unify().boxed();
+    let any = any.or(insight).unify();
     // Authentication once, after the prefix match.
     warp::path("api")
         .and(warp::path("admin"))
@@ -231,8 +255,8 @@ async fn employee_with_presence(state: &AppState, id: i64) -> Result<Employee, A
         .employees_with_presence()
         .await?
         .into_iter()
-        .find(|(e, ..)| e.id == id)
-        .map(|(e, active, created, presence)| employee_view(e, active, created, presence, now, interval))
+        .find(|row| row.who.id == id)
+        .map(|row| employee_view(row, now, interval))
         .ok_or(ApiError::NotFound("employee"))
 }
 
@@ -249,7 +273,7 @@ pub async fn list_employees(state: AppState) -> Result<warp::reply::Response, Re
         .await
         .map_err(reject)?
         .into_iter()
-        .map(|(e, active, created, presence)| employee_view(e, active, created, presence, now, interval))
+        .map(|row| employee_view(row, now, interval))
         .collect();
     employees.sort_by(|a, b| a.username.cmp(&b.username));
     Ok(json(
@@ -266,12 +290,17 @@ pub async fn create_employee(
     state: &AppState,
     username: &str,
     display_name: Option<&str>,
+    team: Option<&str>,
 ) -> Result<CreatedEmployee, ApiError> {
     crate::ingest::check_name("username", username)?;
+    let team = team.map(check_team).transpose()?;
     let who = state
         .store
         .create_employee(username.trim(), display_name.map(str::trim), state.clock.now())
         .await?;
+    if team.is_some() {
+        state.store.set_employee_team(who.id, team.as_deref()).await?;
+    }
     let enrollment = issue_code(state, who.id).await?;
     tracing::info!(employee = who.id, "employee added");
     Ok(CreatedEmployee {
@@ -306,7 +335,13 @@ pub async fn issue_code(state: &AppState, employee_id: i64) -> Result<Enrollment
     request_body = NewEmployee,
     responses((status = 201, body = CreatedEmployee), (status = 409, body = wfh_protocol::ErrorBody)))]
 pub async fn add_employee(state: AppState, new: NewEmployee) -> Result<warp::reply::Response, Rejection> {
-    let created = create_employee(&state, &new.username, new.display_name.as_deref()).await?;
+    let created = create_employee(
+        &state,
+        &new.username,
+        new.display_name.as_deref(),
+        new.team.as_deref(),
+    )
+    .await?;
     Ok(json(StatusCode::CREATED, &created))
 }
 
@@ -407,6 +442,102 @@ pub async fn list_events(state: AppState, params: ListParams) -> Result<warp::re
             id: e.event_id,
         }),
     ))
+}
+
+/// Buckets of activity, newest first, filtered and paginated.
+#[utoipa::path(get, path = "/api/admin/activity", tag = "admin", security(("admin_token" = [])),
+    params(ListParams), responses((status = 200, body = Page<wfh_protocol::admin::ActivityRecord>)))]
+pub async fn list_activity(state: AppState, params: ListParams) -> Result<warp::reply::Response, Rejection> {
+    let q = params.query()?;
+    let items = state.store.activity(&q).await.map_err(reject)?;
+    Ok(json(
+        StatusCode::OK,
+        &page(items, q.limit, |a| Cursor {
+            occurred_at: a.start.with_timezone(&Utc),
+            id: a.event_id,
+        }),
+    ))
+}
+
+fn check_team(team: &str) -> Result<String, ApiError> {
+    let team = team.trim();
+    if team.is_empty() || team.chars().count() > 100 || team.chars().any(char::is_control) {
+        return Err(ApiError::field("team", "must be 1 to 100 characters"));
+    }
+    Ok(team.to_owned())
+}
+
+/// Put an employee in a team, or in none (`{"team": null}`).
+#[utoipa::path(put, path = "/api/admin/employees/{id}/team", tag = "admin", security(("admin_token" = [])),
+    request_body = wfh_protocol::admin::TeamChange,
+    responses((status = 200, body = Employee), (status = 404, body = wfh_protocol::ErrorBody),
+              (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn set_team(
+    state: AppState,
+    id: i64,
+    change: wfh_protocol::admin::TeamChange,
+) -> Result<warp::reply::Response, Rejection> {
+    let team = change.team.as_deref().map(check_team).transpose()?;
+    state
+        .store
+        .set_employee_team(id, team.as_deref())
+        .await
+        .map_err(reject)?;
+    tracing::info!(
+        employee = id,
+        team = team.as_deref().unwrap_or(""),
+        "team changed"
+    );
+    Ok(json(StatusCode::OK, &employee_with_presence(&state, id).await?))
+}
+
+/// Query of `GET /api/admin/summary`: one employee, one team, or everyone.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryParams {
+    /// `day`, `week` (ISO, Monday to Sunday) or `month`.
+    pub period: wfh_protocol::admin::Period,
+    /// Any day of the period, `YYYY-MM-DD` (in the company's time zone).
+    /// Default: today.
+    pub date: Option<String>,
+    pub employee_id: Option<i64>,
+    pub team: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Daily, weekly or monthly summary per employee (and the team's totals
+/// with `team`), cut in the company's time zone (`company_timezone`).
+#[utoipa::path(get, path = "/api/admin/summary", tag = "admin", security(("admin_token" = [])),
+    params(SummaryParams),
+    responses((status = 200, body = wfh_protocol::admin::Summary), (status = 404, body = wfh_protocol::ErrorBody),
+              (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn summary(state: AppState, params: SummaryParams) -> Result<warp::reply::Response, Rejection> {
+    let csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(reject(ApiError::field("format", "must be json or csv"))),
+    };
+    let summary = crate::summary::for_request(&state, &params).await?;
+    if csv {
+        let name = format!(
+            "wfh-summary-{}{}.csv",
+            summary.label,
+            summary
+                .team
+                .as_deref()
+                .map(|t| format!("-{}", crate::export::file_safe(t)))
+                .unwrap_or_default()
+        );
+        let body = crate::export::summary_csv(&summary);
+        return warp::http::Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/csv; charset=utf-8")
+            .header("content-disposition", format!("attachment; filename=\"{name}\""))
+            .body(body.into())
+            .map_err(|e| reject(ApiError::internal(e)));
+    }
+    Ok(json(StatusCode::OK, &summary))
 }
 
 /// Detailed logs, newest first, filtered and paginated.
@@ -552,7 +683,8 @@ pub async fn export(
         .await
         .map_err(reject)?
         .into_iter()
-        .map(|(e, ..)| {
+        .map(|row| {
+            let e = row.who;
             (
                 e.id,
                 crate::export::Person {

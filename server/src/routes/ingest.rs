@@ -16,6 +16,9 @@ use crate::error::ApiError;
 use crate::state::{with_state, AppState};
 
 const JSON_LIMIT: u64 = 16 * 1024;
+/// An activity bucket may name 51 applications and websites with long titles
+/// and addresses.
+const ACTIVITY_LIMIT: u64 = 512 * 1024;
 const META_LIMIT: usize = 64 * 1024;
 /// Room for the `meta` part and multipart framing on top of the screenshot.
 const FORM_OVERHEAD: u64 = 256 * 1024;
@@ -43,6 +46,13 @@ pub fn routes(
         .and(warp::body::content_length_limit(JSON_LIMIT))
         .and(warp::body::json())
         .and_then(agent_event);
+    let activity = warp::path!("api" / "activity")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(device(state))
+        .and(warp::body::content_length_limit(ACTIVITY_LIMIT))
+        .and(warp::body::json())
+        .and_then(activity);
     let log = warp::path!("api" / "log")
         .and(warp::post())
         .and(with_state(state))
@@ -65,6 +75,8 @@ pub fn routes(
         .or(heartbeat)
         .unify()
         .or(event)
+        .unify()
+        .or(activity)
         .unify()
         .or(log)
         .unify()
@@ -143,6 +155,24 @@ pub async fn agent_event(
     req: AgentEventRequest,
 ) -> Result<warp::reply::Response, Rejection> {
     let accepted = crate::ingest::agent_event(&state, &device, req).await?;
+    Ok(json(StatusCode::CREATED, &accepted))
+}
+
+/// Report a bucket of activity (applications, websites, active and idle
+/// seconds, key presses), each kind only where the monitoring policy
+/// switches it on; what the policy does not allow is dropped. Idempotent on
+/// `event_id`.
+#[utoipa::path(post, path = "/api/activity", tag = "agent", request_body = wfh_protocol::ActivityRequest,
+    security(("device_token" = [])),
+    responses((status = 201, body = wfh_protocol::EventAccepted), (status = 400, body = wfh_protocol::ErrorBody),
+              (status = 401, body = wfh_protocol::ErrorBody), (status = 409, body = wfh_protocol::ErrorBody),
+              (status = 422, body = wfh_protocol::ErrorBody)))]
+pub async fn activity(
+    state: AppState,
+    device: Device,
+    req: wfh_protocol::ActivityRequest,
+) -> Result<warp::reply::Response, Rejection> {
+    let accepted = crate::ingest::activity(&state, &device, req).await?;
     Ok(json(StatusCode::CREATED, &accepted))
 }
 

@@ -239,6 +239,19 @@ impl TestApp {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn admin_put(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     /// Add an employee through the admin API; returns (id, enrolment code).
     pub async fn add_employee(&self, username: &str) -> (i64, String) {
         let (status, body) = self

@@ -9,16 +9,7 @@ use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 
 async fn put_policy(app: &TestApp, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let res = app
-        .http
-        .put(app.url("/api/admin/policy"))
-        .bearer_auth(&app.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
+    app.admin_put("/api/admin/policy", body).await
 }
 
 async fn the_policy_is_public_and_admins_change_it(backend: Backend) {
