@@ -5,6 +5,7 @@
 use clap::Parser as _;
 
 fn main() -> anyhow::Result<()> {
+    wfh_agent::system::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WFH_AGENT_LOG")
