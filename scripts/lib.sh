@@ -49,7 +49,7 @@ build_deps() {
 # StatusNotifierWatcher for the tray item, WebKitGTK's WebDriver, and systemd's
 # busctl (the tray's D-Bus menu) and systemd-analyze (the autostart unit).
 desktop_deps() {
-  apt_install xvfb xauth x11-xserver-utils x11-utils xdotool dbus dbus-x11 systemd \
+  apt_install xvfb xauth x11-xserver-utils x11-utils xterm xdotool dbus dbus-x11 systemd \
     dunst gnome-keyring libsecret-tools keyutils \
     haskell-status-notifier-item-utils webkit2gtk-driver
 }

@@ -232,6 +232,8 @@ impl Context {
             }),
             notifier: Arc::new(DesktopNotifier),
             idle: Arc::new(OsIdle::default()),
+            foreground: Arc::new(crate::foreground::OsForeground::default()),
+            key_counter: Arc::new(crate::foreground::os_key_counter),
             identity: Identity::current(),
             seed: None,
         };

@@ -165,6 +165,11 @@ impl Delivery {
                 .event(&self.token, ev)
                 .await
                 .map(|a| Some(a.received_at)),
+            Item::Activity(a) => self
+                .client
+                .activity(&self.token, a)
+                .await
+                .map(|a| Some(a.received_at)),
         }
     }
 

@@ -24,6 +24,7 @@ use crate::client::{ApiClient, DeviceToken};
 use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::delivery::{Delivery, DeliveryState};
+use crate::foreground::{ForegroundSource, KeyCounter};
 use crate::idle::IdleSource;
 use crate::notify::{Notifier, ScreenshotNotice};
 use crate::outbox::{Backoff, Bounds, Item, Outbox, OutboxError};
@@ -103,6 +104,10 @@ pub struct EngineParts {
     pub capturer: Arc<dyn Capturer>,
     pub notifier: Arc<dyn Notifier>,
     pub idle: Arc<dyn IdleSource>,
+    /// The window in front, for activity insight.
+    pub foreground: Arc<dyn ForegroundSource>,
+    /// Starts a key counter (only while the policy counts keys).
+    pub key_counter: Arc<dyn Fn() -> Option<Box<dyn KeyCounter>> + Send + Sync>,
     pub identity: Identity,
     /// Seed for the scheduler and the backoff jitter; `None` draws one.
     pub seed: Option<u64>,
@@ -124,6 +129,8 @@ pub struct Engine {
     consented: bool,
     wake: Arc<Notify>,
     seed: u64,
+    /// What activity the sampling task collects now (`None`: nothing).
+    activity: watch::Sender<Option<wfh_protocol::ActivityPolicy>>,
 }
 
 fn local_time(t: DateTime<Utc>) -> DateTime<FixedOffset> {
@@ -176,6 +183,7 @@ impl Engine {
             wake_delivery: Arc::new(Notify::new()),
             last_bounds_check: None,
             seed,
+            activity: watch::channel(None).0,
         })
     }
 
@@ -255,10 +263,12 @@ impl Engine {
             }
         }
         if !consented {
+            self.set_activity(None);
             let nap = Duration::from_std(MAX_NAP).unwrap_or_else(|_| Duration::seconds(30));
             return Ok(now + nap.min(self.policy_every()));
         }
         let paused = paused_until(&self.outbox, now).await?.is_some();
+        self.set_activity((!paused).then(|| self.policy.policy.activity.clone()));
 
         if self.heartbeat.due(now) {
             let hb = HeartbeatRequest {
@@ -311,6 +321,16 @@ impl Engine {
             next = next.min(t);
         }
         Ok(next.max(now))
+    }
+
+    /// Tell the sampling task what to collect; a change takes effect at once.
+    fn set_activity(&self, wanted: Option<wfh_protocol::ActivityPolicy>) {
+        let wanted = wanted.filter(wfh_protocol::ActivityPolicy::any);
+        self.activity.send_if_modified(|current| {
+            let changed = *current != wanted;
+            *current = wanted.clone();
+            changed
+        });
     }
 
     fn missed(&self, slot: SlotRef, reason: wfh_protocol::MissedReason, detail: Option<String>) -> Item {
@@ -436,6 +456,18 @@ impl Engine {
             });
         }
         let (stop, stopped) = watch::channel(false);
+        let activity = tokio::spawn(crate::activity::run(
+            self.activity.subscribe(),
+            crate::activity::Sources {
+                clock: self.parts.clock.clone(),
+                idle: self.parts.idle.clone(),
+                foreground: self.parts.foreground.clone(),
+                keys: self.parts.key_counter.clone(),
+                identity: self.parts.identity.clone(),
+            },
+            self.outbox.clone(),
+            delivery.waker(),
+        ));
         let sender = tokio::spawn(delivery.run(stopped));
 
         tokio::pin!(shutdown);
@@ -460,6 +492,14 @@ impl Engine {
         };
 
         tracing::info!(?reason, "agent stopping");
+        // The sampling task hands over the bucket so far and ends.
+        drop(std::mem::replace(&mut self.activity, watch::channel(None).0));
+        if tokio::time::timeout(StdDuration::from_secs(2), activity)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the activity sampler did not stop in time");
+        }
         let _ = stop.send(true);
         let mut delivery = match sender.await {
             Ok(d) => d,

@@ -49,6 +49,7 @@ pub enum Item {
         mime: String,
     },
     Event(AgentEventRequest),
+    Activity(wfh_protocol::ActivityRequest),
 }
 
 impl Item {
@@ -57,6 +58,7 @@ impl Item {
             Item::Heartbeat(h) => h.event_id,
             Item::Log { meta, .. } => meta.event_id,
             Item::Event(e) => e.event_id,
+            Item::Activity(a) => a.event_id,
         }
     }
 
@@ -65,6 +67,7 @@ impl Item {
             Item::Heartbeat(_) => "heartbeat",
             Item::Log { .. } => "log",
             Item::Event(_) => "event",
+            Item::Activity(_) => "activity",
         }
     }
 
@@ -73,6 +76,7 @@ impl Item {
             Item::Heartbeat(h) => serde_json::to_string(h),
             Item::Log { meta, .. } => serde_json::to_string(meta),
             Item::Event(e) => serde_json::to_string(e),
+            Item::Activity(a) => serde_json::to_string(a),
         }
         .expect("wire types serialise")
     }
@@ -292,6 +296,7 @@ impl Outbox {
                 mime: row.get::<Option<String>, _>("image_mime").unwrap_or_default(),
             },
             "event" => Item::Event(serde_json::from_str(&body).map_err(corrupt)?),
+            "activity" => Item::Activity(serde_json::from_str(&body).map_err(corrupt)?),
             other => return Err(OutboxError::Corrupt(format!("unknown outbox kind {other:?}"))),
         };
         Ok(Some(Queued {

@@ -259,7 +259,7 @@ export class App {
         "div",
         { class: "filters" },
         select("days", "Period", String(this.sentDays), [["1", "Last 24 hours"], ["7", "Last 7 days"], ["30", "Last 30 days"]], (v) => (this.sentDays = Number(v))),
-        select("kind", "Show", this.sentKind, [["all", "Everything"], ["log", "Detailed logs"], ["heartbeat", "Heartbeats"], ["event", "App events"]], (v) => (this.sentKind = v)),
+        select("kind", "Show", this.sentKind, [["all", "Everything"], ["log", "Detailed logs"], ["heartbeat", "Heartbeats"], ["activity", "Activity"], ["event", "App events"]], (v) => (this.sentKind = v)),
       ),
       h("p", { class: "hint", id: "sent-counts" }, `${counts.log} detailed logs, ${counts.heartbeat} heartbeats, ${counts.event} app events.`),
       ...(days.length ? days : [h("p", { class: "empty" }, "Nothing was sent in this period.")]),

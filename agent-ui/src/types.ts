@@ -60,7 +60,7 @@ export interface ConsentView {
 
 export interface SentEntry {
   event_id: string;
-  kind: "heartbeat" | "log" | "event";
+  kind: "heartbeat" | "log" | "event" | "activity";
   body: Record<string, unknown>;
   image_bytes: number | null;
   sent_at: string;

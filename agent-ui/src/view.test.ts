@@ -102,6 +102,27 @@ describe("the sent log", () => {
     expect(describeSent(ev).title).toBe("Consent given");
     expect(describeSent(ev).fields).toContainEqual(["Text version", "abcd"]);
   });
+  it("shows every part of an activity summary, titles and key count included", () => {
+    const act: SentEntry = {
+      ...log,
+      kind: "activity",
+      image_bytes: null,
+      has_thumbnail: false,
+      body: {
+        username: "ana", hostname: "h", start: "2026-12-01T09:00:00+01:00", duration_secs: 300, observed_secs: 290,
+        active_secs: 200, idle_secs: 90, key_presses: 42,
+        apps: [{ app: "code", title: "main.rs", secs: 200 }, { app: "firefox", secs: 90 }],
+        sites: [{ domain: "example.com", secs: 90 }],
+      },
+    };
+    const d = describeSent(act);
+    expect(d.title).toBe("Activity summary");
+    const f = Object.fromEntries(d.fields);
+    expect(f["Applications"]).toBe("code — main.rs: 3 min 20 s, firefox: 1 min 30 s");
+    expect(f["Websites"]).toBe("example.com: 1 min 30 s");
+    expect(f["Key presses (count only)"]).toBe("42");
+    expect(f["Idle"]).toBe("1 min 30 s");
+  });
   it("groups by day, newest first", () => {
     const days = byDay([log, { ...log, event_id: "e0", sent_at: "2026-11-30T09:00:00Z" }]);
     expect(days).toHaveLength(2);

@@ -109,6 +109,21 @@ export function describe(e: SentEntry): { title: string; fields: [string, string
     add("Location", "looked up by the server from the public IP address");
     add("Time", time(b.timestamp));
     if (e.image_bytes) add("Screenshot", `${Math.round(e.image_bytes / 1024)} KB`);
+  } else if (e.kind === "activity") {
+    title = "Activity summary";
+    const minutes = (s: number) => `${Math.floor(s / 60)} min ${s % 60} s`;
+    add("User name", b.username);
+    add("Computer", b.hostname);
+    add("From", time(b.start));
+    add("Length", minutes(Number(b.duration_secs)));
+    add("Observed", minutes(Number(b.observed_secs)));
+    if (b.active_secs != null) add("Active", minutes(Number(b.active_secs)));
+    if (b.idle_secs != null) add("Idle", minutes(Number(b.idle_secs)));
+    const apps = (b.apps ?? []) as { app: string; title?: string; secs: number }[];
+    if (apps.length) add("Applications", apps.map((a) => `${a.app}${a.title ? ` — ${a.title}` : ""}: ${minutes(a.secs)}`));
+    const sites = (b.sites ?? []) as { domain: string; url?: string; secs: number }[];
+    if (sites.length) add("Websites", sites.map((w) => `${w.url ?? w.domain}: ${minutes(w.secs)}`));
+    if (b.key_presses != null) add("Key presses (count only)", b.key_presses);
   } else {
     const ev = (b.event ?? {}) as Record<string, any>;
     title = KIND[ev.kind] ?? String(ev.kind ?? "Event");

@@ -1,0 +1,159 @@
+//! Activity insight end to end: the real `wfh-agent` in an Xvfb session, two
+//! real X applications with known titles, focus moved and keys typed with
+//! `xdotool` (XTEST: the X server sees them as real input), then no input;
+//! the buckets the server stores must match what was done.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{enrolled_agent, eventually, free_addr, Desktop, Server};
+use wfh_protocol::activity::REDACTED;
+use wfh_protocol::admin::ActivityRecord;
+use wfh_protocol::{ActivityPolicy, MonitoringPolicy};
+use wfh_server::db::ListQuery;
+
+struct Window(Child);
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn xdotool(desktop: &Desktop, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .envs(desktop.env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xdotool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Start `cmd` on the desktop and return it with its window id, found by title.
+async fn open(desktop: &Desktop, cmd: &[&str], title: &str) -> (Window, String) {
+    let child = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .envs(desktop.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test installs xterm and x11-utils)"));
+    let window = Window(child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = Command::new("xdotool")
+            .args(["search", "--name", title])
+            .envs(desktop.env())
+            .output()
+            .unwrap();
+        let ids = String::from_utf8_lossy(&out.stdout);
+        if let Some(id) = ids.lines().next() {
+            return (window, id.trim().to_owned());
+        }
+        assert!(Instant::now() < deadline, "no window titled {title:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn policy() -> MonitoringPolicy {
+    MonitoringPolicy {
+        logs_per_day: 0,
+        activity: ActivityPolicy {
+            applications: true,
+            window_titles: true,
+            title_redactions: vec!["(?i)secret".into()],
+            idle_time: true,
+            key_counts: true,
+            sample_secs: 1,
+            bucket_secs: 60,
+            idle_after_secs: 10,
+            ..ActivityPolicy::default()
+        },
+        ..MonitoringPolicy::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_gets_what_was_done_on_the_desktop() {
+    let desktop = Desktop::start("#204060");
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path(), free_addr()).await;
+    wfh_server::policy::replace(&server.state, policy())
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", server.addr.port());
+    let (_laptop, mut agent) = enrolled_agent(&desktop, &url, &server, "").await;
+
+    let (_term, term) = open(&desktop, &["xterm", "-T", "WFH report draft"], "WFH report draft").await;
+    let (_note, note) = open(
+        &desktop,
+        &["xmessage", "-title", "Top SECRET plans", "ok"],
+        "Top SECRET plans",
+    )
+    .await;
+
+    agent.spawn();
+    eventually("activity sampling to start", Duration::from_secs(30), || {
+        let started = agent.logs().contains("activity sampling on");
+        async move { started.then_some(()) }
+    })
+    .await;
+    // The first sample sets the key counter's baseline.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 8 s in the terminal, typing 12 keys; then the secret note, with a
+    // move of the mouse (input, but no key) and no input after it for 24 s:
+    // idle from 10 s after that move.
+    let started = Instant::now();
+    xdotool(&desktop, &["windowfocus", "--sync", &term]);
+    xdotool(&desktop, &["type", "--delay", "100", "abcdefghijkl"]);
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(started.elapsed())).await;
+    xdotool(&desktop, &["windowfocus", "--sync", &note]);
+    xdotool(&desktop, &["mousemove", "400", "300"]);
+    tokio::time::sleep(Duration::from_secs(24)).await;
+
+    // Stopping hands over the bucket so far and sends it.
+    let status = agent.stop();
+    assert!(status.success(), "{status:?}\n{}", agent.logs());
+
+    let all = ListQuery {
+        limit: 1000,
+        ..ListQuery::default()
+    };
+    let buckets: Vec<ActivityRecord> = server.state.store.activity(&all).await.unwrap();
+    assert!(!buckets.is_empty(), "no activity on the server\n{}", agent.logs());
+    let secs = |app: &str, title: &str| -> u32 {
+        buckets
+            .iter()
+            .flat_map(|b| &b.apps)
+            .filter(|a| a.app == app && a.title.as_deref() == Some(title))
+            .map(|a| a.secs)
+            .sum()
+    };
+    let keys: u32 = buckets.iter().filter_map(|b| b.key_presses).sum();
+    let idle: u32 = buckets.iter().filter_map(|b| b.idle_secs).sum();
+    let active: u32 = buckets.iter().filter_map(|b| b.active_secs).sum();
+    let report = format!("{buckets:#?}");
+    assert_eq!(keys, 12, "exactly the keys typed: {report}");
+    let in_term = secs("xterm", "WFH report draft");
+    let in_note = secs("Xmessage", REDACTED);
+    assert!((6..=10).contains(&in_term), "terminal {in_term} s: {report}");
+    // The note kept the focus through the idle time too: 24 s.
+    assert!((21..=27).contains(&in_note), "note {in_note} s: {report}");
+    // Idle from 10 s after the last input (the mouse move at ~8 s): 14 s.
+    assert!((11..=17).contains(&idle), "idle {idle} s: {report}");
+    assert!(active >= 15, "active {active} s: {report}");
+    assert!(
+        !report.to_lowercase().contains("secret"),
+        "a redacted title reached the server: {report}"
+    );
+    server.stop().await;
+}
