@@ -461,9 +461,9 @@ async fn consent(ctx: &Context, accept: bool, withdraw: bool) -> anyhow::Result<
         }
         println!();
     }
-    let given = crate::policy::consented(&ctx.outbox, consent).await?;
+    let given = crate::policy::consented(&ctx.outbox, &policy).await?;
     if accept && !given {
-        crate::policy::accept(&ctx.outbox, &Identity::current(), consent, Utc::now()).await?;
+        crate::policy::accept(&ctx.outbox, &Identity::current(), &policy, Utc::now()).await?;
         println!(
             "Accepted (text version {}). Monitoring starts now.",
             consent.version
@@ -559,7 +559,7 @@ pub async fn collect_status(ctx: &Context) -> anyhow::Result<Status> {
         .collect();
     let stats = ctx.outbox.stats().await?;
     let policy = crate::policy::effective(&ctx.config, &ctx.outbox).await?;
-    let consent_needed = !crate::policy::consented(&ctx.outbox, &policy.consent).await?;
+    let consent_needed = !crate::policy::consented(&ctx.outbox, &policy).await?;
     let now = Utc::now();
     Ok(Status {
         server: enrolment.as_ref().map(|e| e.server_url.clone()),

@@ -115,6 +115,9 @@ fn is_loopback(url: &Url) -> bool {
 pub struct ApiClient {
     http: reqwest::Client,
     base: Url,
+    /// The policy revision the server named in its latest answer (-1: none
+    /// yet); shared by every clone.
+    policy_revision: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl ApiClient {
@@ -138,11 +141,40 @@ impl ApiClient {
             }
         }
         let http = builder.build().map_err(ClientError::Transport)?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            policy_revision: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+        })
     }
 
     pub fn server(&self) -> &Url {
         &self.base
+    }
+
+    /// The policy revision the server last named, if it named one.
+    pub fn policy_revision_seen(&self) -> Option<i64> {
+        let r = self.policy_revision.load(std::sync::atomic::Ordering::Relaxed);
+        (r >= 0).then_some(r)
+    }
+
+    /// Note the policy revision of an answer, then decode it.
+    async fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, ClientError> {
+        if let Ok(res) = &sent {
+            let revision = res
+                .headers()
+                .get(wfh_protocol::POLICY_REVISION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            if let Some(r) = revision {
+                self.policy_revision
+                    .store(r, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        decode(sent).await
     }
 
     fn url(&self, path: &str) -> Url {
@@ -160,7 +192,8 @@ impl ApiClient {
             username: username.to_owned(),
             hostname: hostname.to_owned(),
         };
-        decode(self.http.post(self.url("api/enroll")).json(&req).send().await).await
+        self.decode(self.http.post(self.url("api/enroll")).json(&req).send().await)
+            .await
     }
 
     pub async fn heartbeat(
@@ -173,7 +206,7 @@ impl ApiClient {
             .post(self.url("api/heartbeat"))
             .bearer_auth(token.expose())
             .json(hb);
-        decode(req.send().await).await
+        self.decode(req.send().await).await
     }
 
     /// Upload a detailed log with its screenshot (`mime`: `image/webp`, ...).
@@ -204,7 +237,7 @@ impl ApiClient {
             .post(self.url("api/log"))
             .bearer_auth(token.expose())
             .multipart(form);
-        decode(req.send().await).await
+        self.decode(req.send().await).await
     }
 
     /// Report an agent event (startup, shutdown, missed log).
@@ -218,7 +251,7 @@ impl ApiClient {
             .post(self.url("api/event"))
             .bearer_auth(token.expose())
             .json(ev);
-        decode(req.send().await).await
+        self.decode(req.send().await).await
     }
 
     /// Report a bucket of activity.
@@ -232,16 +265,17 @@ impl ApiClient {
             .post(self.url("api/activity"))
             .bearer_auth(token.expose())
             .json(bucket);
-        decode(req.send().await).await
+        self.decode(req.send().await).await
     }
 
     /// The monitoring policy and its consent (public; no token needed).
     pub async fn policy(&self) -> Result<wfh_protocol::PolicyDocument, ClientError> {
-        decode(self.http.get(self.url("api/policy")).send().await).await
+        self.decode(self.http.get(self.url("api/policy")).send().await)
+            .await
     }
 
     pub async fn whoami(&self, token: &DeviceToken) -> Result<WhoAmI, ClientError> {
-        decode(
+        self.decode(
             self.http
                 .get(self.url("api/whoami"))
                 .bearer_auth(token.expose())

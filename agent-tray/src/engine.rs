@@ -37,6 +37,8 @@ pub const MAX_NAP: StdDuration = StdDuration::from_secs(30);
 /// How long a clean shutdown waits for the outbox to drain.
 pub const SHUTDOWN_FLUSH: StdDuration = StdDuration::from_secs(5);
 const PAUSED_UNTIL: &str = "paused_until";
+/// How often an agent waiting for consent looks whether it was given.
+const CONSENT_POLL_SECS: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -126,6 +128,9 @@ pub struct Engine {
     last_bounds_check: Option<DateTime<Utc>>,
     policy: Effective,
     last_policy_fetch: Option<DateTime<Utc>>,
+    /// The revision named by the server that the last early fetch was for
+    /// (one early fetch per revision, even if it fails).
+    refetched_for: Option<i64>,
     consented: bool,
     wake: Arc<Notify>,
     seed: u64,
@@ -172,6 +177,7 @@ impl Engine {
             heartbeat: HeartbeatTimer::new(policy.heartbeat_interval()),
             policy,
             last_policy_fetch: None,
+            refetched_for: None,
             consented: false,
             wake: Arc::new(Notify::new()),
             config,
@@ -218,14 +224,22 @@ impl Engine {
         Duration::seconds(i64::try_from(self.config.policy_refresh_secs).unwrap_or(3600))
     }
 
-    /// Fetch the server's policy when it is due, and apply it.
+    /// Fetch the server's policy when it is due, or at once when the server
+    /// names a revision other than the one in force, and apply it.
     async fn refresh_policy(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let every = self.policy_every();
-        if self
-            .last_policy_fetch
-            .is_some_and(|t| now - t < every && now >= t)
+        let named = self.client.policy_revision_seen();
+        let changed = named.is_some_and(|r| r != self.policy.revision && Some(r) != self.refetched_for);
+        if !changed
+            && self
+                .last_policy_fetch
+                .is_some_and(|t| now - t < every && now >= t)
         {
             return Ok(());
+        }
+        if changed {
+            tracing::info!(revision = named, "the server names another policy: fetching it");
+            self.refetched_for = named;
         }
         self.last_policy_fetch = Some(now);
         let fetched = tokio::time::timeout(
@@ -253,7 +267,7 @@ impl Engine {
     pub async fn tick(&mut self) -> Result<DateTime<Utc>, EngineError> {
         let now = self.parts.clock.now();
         self.refresh_policy(now).await?;
-        let consented = crate::policy::consented(&self.outbox, &self.policy.consent).await?;
+        let consented = crate::policy::consented(&self.outbox, &self.policy).await?;
         if consented != self.consented {
             self.consented = consented;
             if consented {
@@ -264,8 +278,9 @@ impl Engine {
         }
         if !consented {
             self.set_activity(None);
-            let nap = Duration::from_std(MAX_NAP).unwrap_or_else(|_| Duration::seconds(30));
-            return Ok(now + nap.min(self.policy_every()));
+            // Look again soon: `wfh-agent consent --accept` in another
+            // process cannot wake this one.
+            return Ok(now + Duration::seconds(CONSENT_POLL_SECS).min(self.policy_every()));
         }
         let paused = paused_until(&self.outbox, now).await?.is_some();
         self.set_activity((!paused).then(|| self.policy.policy.activity.clone()));

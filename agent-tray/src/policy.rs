@@ -85,6 +85,10 @@ pub struct Accepted {
     pub version: String,
     pub accepted_at: DateTime<Utc>,
     pub event_id: Uuid,
+    /// The policy that text was rendered from (absent in acceptances kept
+    /// before it was recorded).
+    #[serde(default)]
+    pub policy: Option<MonitoringPolicy>,
 }
 
 /// The server's policy as last fetched.
@@ -130,11 +134,17 @@ pub async fn accepted(outbox: &Outbox) -> Result<Option<Accepted>, OutboxError> 
         .and_then(|json| serde_json::from_str(&json).ok()))
 }
 
-/// Has the employee accepted exactly this consent?
-pub async fn consented(outbox: &Outbox, consent: &Consent) -> Result<bool, OutboxError> {
-    Ok(accepted(outbox)
-        .await?
-        .is_some_and(|a| a.version == consent.version))
+/// May the agent collect under `effective`? Yes when the employee accepted
+/// exactly its consent, or accepted a policy that collected at least as much
+/// ([`MonitoringPolicy::collects_no_more_than`]): a switch turned off takes
+/// effect at once, one turned on waits for the employee.
+pub async fn consented(outbox: &Outbox, effective: &Effective) -> Result<bool, OutboxError> {
+    Ok(accepted(outbox).await?.is_some_and(|a| {
+        a.version == effective.consent.version
+            || a.policy
+                .as_ref()
+                .is_some_and(|p| effective.policy.collects_no_more_than(p))
+    }))
 }
 
 /// Record the employee's acceptance of `consent`: kept here, and reported to
@@ -142,13 +152,15 @@ pub async fn consented(outbox: &Outbox, consent: &Consent) -> Result<bool, Outbo
 pub async fn accept(
     outbox: &Outbox,
     identity: &Identity,
-    consent: &Consent,
+    effective: &Effective,
     now: DateTime<Utc>,
 ) -> Result<Accepted, OutboxError> {
+    let consent = &effective.consent;
     let accepted = Accepted {
         version: consent.version.clone(),
         accepted_at: now,
         event_id: Uuid::new_v4(),
+        policy: Some(effective.policy.clone()),
     };
     let event = Item::Event(AgentEventRequest {
         username: identity.username.clone(),

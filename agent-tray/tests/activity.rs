@@ -157,3 +157,143 @@ async fn the_server_gets_what_was_done_on_the_desktop() {
     );
     server.stop().await;
 }
+
+/// The agent's log without terminal colours.
+fn plain_logs(agent: &support::Agent) -> String {
+    regex::Regex::new("\x1b\\[[0-9;]*m")
+        .unwrap()
+        .replace_all(&agent.logs(), "")
+        .into_owned()
+}
+
+/// Wait for `line` in the agent's log; on timeout, fail with the log.
+async fn wait_for_log(agent: &support::Agent, line: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let logs = plain_logs(agent);
+        if logs.contains(line) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let tail: Vec<&str> = logs
+                .lines()
+                .filter(|l| l.contains("wfh_agent"))
+                .rev()
+                .take(30)
+                .collect();
+            panic!(
+                "no {line:?} in the agent's log; newest first:\n{}",
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn heartbeats_on_server(server: &Server) -> usize {
+    let all = ListQuery {
+        limit: 1000,
+        ..ListQuery::default()
+    };
+    server.state.store.heartbeats(&all).await.unwrap().len()
+}
+
+/// A switch turned off on the server stops that collection on a running
+/// agent at once, without asking; a switch turned on stops everything until
+/// the employee accepts the new text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_off_apply_at_once_and_switches_on_wait_for_consent() {
+    let desktop = Desktop::start("#204060");
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path(), free_addr()).await;
+    let mut p = MonitoringPolicy {
+        heartbeat_interval_secs: 1,
+        logs_per_day: 0,
+        activity: ActivityPolicy {
+            idle_time: true,
+            key_counts: true,
+            sample_secs: 1,
+            bucket_secs: 60,
+            ..ActivityPolicy::default()
+        },
+        ..MonitoringPolicy::default()
+    };
+    wfh_server::policy::replace(&server.state, p.clone())
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", server.addr.port());
+    let (_laptop, mut agent) = enrolled_agent(&desktop, &url, &server, "").await;
+    agent.spawn();
+    wait_for_log(
+        &agent,
+        "activity sampling on applications=false titles=false idle=true keys=true",
+        30,
+    )
+    .await;
+
+    // Key counting off: the agent hears of it with its next heartbeat and
+    // goes on without asking (the new policy collects less).
+    p.activity.key_counts = false;
+    let doc = wfh_server::policy::replace(&server.state, p.clone())
+        .await
+        .unwrap();
+    wait_for_log(
+        &agent,
+        "activity sampling on applications=false titles=false idle=true keys=false",
+        15,
+    )
+    .await;
+    assert!(
+        plain_logs(&agent).contains(&format!(
+            "the server names another policy: fetching it revision={}",
+            doc.revision
+        )),
+        "{}",
+        plain_logs(&agent)
+    );
+    xdotool(&desktop, &["type", "--delay", "50", "abcdefg"]);
+    let before = heartbeats_on_server(&server).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        heartbeats_on_server(&server).await > before,
+        "monitoring went on without asking"
+    );
+    assert!(
+        !plain_logs(&agent).contains("waiting for the employee's consent"),
+        "{}",
+        plain_logs(&agent)
+    );
+
+    // Applications on: collection stops until the employee accepts.
+    p.activity.applications = true;
+    wfh_server::policy::replace(&server.state, p.clone())
+        .await
+        .unwrap();
+    wait_for_log(&agent, "waiting for the employee's consent", 15).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped = heartbeats_on_server(&server).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        heartbeats_on_server(&server).await,
+        stopped,
+        "nothing is collected before the new consent"
+    );
+    assert!(plain_logs(&agent).contains("activity sampling off"));
+    let (ok, out) = agent.exec(&["consent", "--accept"]);
+    assert!(ok && out.contains("Accepted"), "{out}");
+    wait_for_log(&agent, "activity sampling on applications=true", 15).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(heartbeats_on_server(&server).await > stopped);
+
+    let status = agent.stop();
+    assert!(status.success(), "{status:?}");
+    let all = ListQuery {
+        limit: 1000,
+        ..ListQuery::default()
+    };
+    let buckets = server.state.store.activity(&all).await.unwrap();
+    // The seven keys were typed after counting was switched off.
+    let keys: u32 = buckets.iter().filter_map(|b| b.key_presses).sum();
+    assert_eq!(keys, 0, "{buckets:#?}");
+    server.stop().await;
+}

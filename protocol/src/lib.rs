@@ -24,6 +24,9 @@ pub const AUTHORIZATION: &str = "authorization";
 pub const DEVICE_TOKEN_PREFIX: &str = "wfh_d_";
 /// Prefix of every admin token.
 pub const ADMIN_TOKEN_PREFIX: &str = "wfh_a_";
+/// Response header on the agent endpoints: the revision of the monitoring
+/// policy in force, so that an agent fetches a changed policy at once.
+pub const POLICY_REVISION_HEADER: &str = "x-wfh-policy-revision";
 /// Largest screenshot the server accepts by default, in bytes.
 pub const DEFAULT_MAX_SCREENSHOT_BYTES: u64 = 20 * 1024 * 1024;
 

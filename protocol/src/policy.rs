@@ -180,6 +180,46 @@ impl MonitoringPolicy {
         }
     }
 
+    /// Does this policy collect nothing that `accepted` did not, and take
+    /// nothing away from what the employee may do? Then an agent whose
+    /// employee accepted `accepted` may follow it without asking again: a
+    /// switch turned off stops that collection at once, while a switch
+    /// turned on (or anything that widens collection) waits for consent.
+    pub fn collects_no_more_than(&self, accepted: &Self) -> bool {
+        let (a, b) = (&self.activity, &accepted.activity);
+        let within_window = match (self.window(), accepted.window()) {
+            (Some((s, e)), Some((as_, ae))) => s >= as_ && e <= ae,
+            _ => false,
+        };
+        let days = accepted.weekdays();
+        let activity_narrower = (!a.applications || b.applications)
+            && (!a.window_titles || b.window_titles)
+            && (!a.websites || b.websites)
+            && (!a.full_urls || b.full_urls)
+            && (!a.idle_time || b.idle_time)
+            && (!a.key_counts || b.key_counts)
+            && (!a.window_titles || b.title_redactions.iter().all(|r| a.title_redactions.contains(r)))
+            && a.sample_secs >= b.sample_secs
+            && a.bucket_secs >= b.bucket_secs;
+        let pause_kept = !accepted.pause.allowed
+            || (self.pause.allowed
+                && match (self.pause.max_minutes, accepted.pause.max_minutes) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(m), Some(am)) => m >= am,
+                });
+        self.organisation == accepted.organisation
+            && self.viewers == accepted.viewers
+            && self.heartbeat_interval_secs >= accepted.heartbeat_interval_secs
+            && self.logs_per_day <= accepted.logs_per_day
+            && self.weekdays().iter().all(|d| days.contains(d))
+            && within_window
+            && self.retention_days <= accepted.retention_days
+            && (self.quit_allowed || !accepted.quit_allowed)
+            && pause_kept
+            && activity_narrower
+    }
+
     /// The longest pause allowed from now, in minutes (`None`: not allowed).
     /// `until_tomorrow` is the number of minutes left until midnight.
     pub fn pause_limit(&self, until_tomorrow: u32) -> Option<u32> {
@@ -348,6 +388,45 @@ fn capitalise(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turning_a_kind_off_is_narrower_turning_one_on_is_not() {
+        let accepted = MonitoringPolicy {
+            activity: ActivityPolicy {
+                applications: true,
+                window_titles: true,
+                title_redactions: vec!["bank".into()],
+                key_counts: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(accepted.collects_no_more_than(&accepted));
+        let fewer = |f: &dyn Fn(&mut MonitoringPolicy)| {
+            let mut p = accepted.clone();
+            f(&mut p);
+            p.collects_no_more_than(&accepted)
+        };
+        assert!(fewer(&|p| p.activity.key_counts = false));
+        assert!(fewer(&|p| p.activity.window_titles = false));
+        assert!(fewer(&|p| p.activity.title_redactions.push("salary".into())));
+        assert!(fewer(&|p| p.logs_per_day = 1));
+        assert!(fewer(&|p| p.heartbeat_interval_secs = 600));
+        assert!(fewer(&|p| p.window_start = "09:00".into()));
+        assert!(!fewer(&|p| p.activity.websites = true), "a kind turned on");
+        assert!(!fewer(&|p| p.activity.idle_time = true));
+        assert!(
+            !fewer(&|p| p.activity.title_redactions.clear()),
+            "a redaction removed"
+        );
+        assert!(!fewer(&|p| p.logs_per_day = 3));
+        assert!(!fewer(&|p| p.heartbeat_interval_secs = 60));
+        assert!(!fewer(&|p| p.working_days.push("sat".into())));
+        assert!(!fewer(&|p| p.window_end = "23:00".into()));
+        assert!(!fewer(&|p| p.viewers = "everyone".into()), "who sees it changed");
+        assert!(!fewer(&|p| p.pause.allowed = false), "the employee loses pausing");
+        assert!(!fewer(&|p| p.quit_allowed = false));
+    }
 
     #[test]
     fn the_default_policy_is_valid_and_names_every_promise() {

@@ -39,6 +39,9 @@ pub async fn replace(state: &AppState, mut policy: MonitoringPolicy) -> Result<P
     policy.validate().map_err(|e| ApiError::field("policy", e))?;
     let json = serde_json::to_string(&policy).map_err(ApiError::internal)?;
     let revision = state.store.set_policy(&json, state.clock.now()).await?;
+    state
+        .policy_revision
+        .store(revision, std::sync::atomic::Ordering::Relaxed);
     let consent = policy.consent();
     tracing::info!(revision, consent = %consent.version, "monitoring policy changed");
     Ok(PolicyDocument {

@@ -82,7 +82,9 @@ pub async fn build_state(
     let metrics = Arc::new(Metrics::default());
     let (heartbeats, writers) =
         HeartbeatWriter::spawn(store.clone(), metrics.clone(), config.heartbeat_writers);
+    let revision = store.policy().await?.map_or(0, |(r, _)| r);
     let state = AppState::new(Shared {
+        policy_revision: std::sync::atomic::AtomicI64::new(revision),
         auth: Arc::new(Authenticator::new(store.clone(), AUTH_CACHE_TTL)),
         config: Arc::new(config),
         store,

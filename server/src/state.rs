@@ -43,6 +43,10 @@ pub struct Shared {
     pub geoip: Arc<GeoIp>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// Revision of the monitoring policy in force, told to agents in every
+    /// answer ([`wfh_protocol::POLICY_REVISION_HEADER`]) so that a change
+    /// reaches them with their next request.
+    pub policy_revision: std::sync::atomic::AtomicI64,
 }
 
 pub fn with_state(state: &AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {

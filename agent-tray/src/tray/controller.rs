@@ -254,13 +254,7 @@ impl Controller {
             effective.consent.version == version,
             "the text has changed since it was shown; read it again"
         );
-        crate::policy::accept(
-            &self.ctx.outbox,
-            &Identity::current(),
-            &effective.consent,
-            Utc::now(),
-        )
-        .await?;
+        crate::policy::accept(&self.ctx.outbox, &Identity::current(), &effective, Utc::now()).await?;
         self.wake().await;
         Ok(())
     }

@@ -69,6 +69,7 @@ pub fn routes(
         .and(warp::get())
         .and(with_state(state))
         .and_then(policy);
+    let state = state.clone();
     enroll
         .or(policy)
         .unify()
@@ -82,6 +83,14 @@ pub fn routes(
         .unify()
         .or(whoami)
         .unify()
+        .map(move |mut reply: warp::reply::Response| {
+            let revision = state.policy_revision.load(std::sync::atomic::Ordering::Relaxed);
+            reply.headers_mut().insert(
+                wfh_protocol::POLICY_REVISION_HEADER,
+                warp::http::HeaderValue::from(revision),
+            );
+            reply
+        })
 }
 
 /// The monitoring policy and the consent it asks for. Public: an employee
