@@ -10,6 +10,9 @@
 //! 2. The real `wfh-agent run`, headless (no tray), enrolled with the real
 //!    server over HTTPS, after it has taken its two detailed logs: resident
 //!    memory and CPU over a quiet period between events.
+//! 3. The same agent with activity sampling off, then on (applications with
+//!    titles, idle time, key counts, every 5 s, a terminal in front): what
+//!    sampling costs in memory and CPU.
 //!
 //! Run with `scripts/bench-agent` (see docs/benchmarks.md). Knobs:
 //! `WFH_BENCH_CAPTURES` (default 15) and `WFH_BENCH_QUIET_SECS` (default 120).
@@ -367,6 +370,31 @@ fn memory_mib(pid: u32) -> (f64, f64) {
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
 }
 
+/// Memory and CPU of `pid` over `quiet` seconds, RSS read every 5 s.
+struct Quiet {
+    samples: Vec<f64>,
+    cpu_secs: f64,
+    wall_secs: f64,
+    split: String,
+}
+
+async fn quiet_period(pid: u32, quiet: u64) -> Quiet {
+    let hz = clock_ticks_per_second();
+    let cpu0 = cpu_ticks(pid);
+    let t0 = Instant::now();
+    let mut samples = vec![];
+    while t0.elapsed() < Duration::from_secs(quiet) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        samples.push(memory_mib(pid).0);
+    }
+    Quiet {
+        samples,
+        cpu_secs: (cpu_ticks(pid) - cpu0) / hz,
+        wall_secs: t0.elapsed().as_secs_f64(),
+        split: memory_split(pid),
+    }
+}
+
 async fn idle_bench(quiet: u64) {
     println!("headless agent (`wfh-agent run`, no tray), heartbeat every 300 s, over HTTPS:");
     let desktop = Desktop::start("#1791c9");
@@ -397,17 +425,8 @@ async fn idle_bench(quiet: u64) {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss_after_logs, peak) = memory_mib(pid);
-    let hz = clock_ticks_per_second();
-    let cpu0 = cpu_ticks(pid);
-    let t0 = Instant::now();
-    let mut samples = vec![];
-    while t0.elapsed() < Duration::from_secs(quiet) {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        samples.push(memory_mib(pid).0);
-    }
-    let cpu = (cpu_ticks(pid) - cpu0) / hz;
-    let split = memory_split(pid);
-    let wall = t0.elapsed().as_secs_f64();
+    let q = quiet_period(pid, quiet).await;
+    let (samples, cpu, wall, split) = (q.samples, q.cpu_secs, q.wall_secs, q.split);
     println!("  RSS 3 s after start                          {rss_start:>6.1} MiB");
     println!("  RSS after its two detailed logs were sent    {rss_after_logs:>6.1} MiB (peak so far {peak:.1} MiB)");
     println!(
@@ -424,6 +443,64 @@ async fn idle_bench(quiet: u64) {
     server.stop().await;
 }
 
+/// The headless agent over a quiet period with activity sampling off, then
+/// on (applications with titles, idle time, key counts; every 5 s), in one
+/// run: what sampling costs.
+async fn sampling_bench(quiet: u64) {
+    println!("activity sampling (headless agent, no detailed logs, heartbeat every 300 s), off then on:");
+    let desktop = Desktop::start("#1791c9");
+    // A window in front, so that every sample reads a real window.
+    let mut term = std::process::Command::new("xterm")
+        .args(["-T", "Quarterly report - draft"])
+        .envs(desktop.env())
+        .spawn()
+        .expect("xterm (scripts/test installs it)");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path(), free_addr()).await;
+    let url = format!("https://localhost:{}", server.addr.port());
+    let mut figures = Vec::new();
+    for on in [false, true] {
+        let policy = wfh_protocol::MonitoringPolicy {
+            logs_per_day: 0,
+            activity: wfh_protocol::ActivityPolicy {
+                applications: on,
+                window_titles: on,
+                idle_time: on,
+                key_counts: on,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        wfh_server::policy::replace(&server.state, policy).await.unwrap();
+        let (_dir, mut agent) = enrolled_agent(&desktop, &url, &server, "").await;
+        agent.spawn();
+        let pid = agent.pid();
+        // Past start-up and the first bucket's first samples.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let q = quiet_period(pid, quiet).await;
+        let (samples, cpu, wall, split) = (q.samples, q.cpu_secs, q.wall_secs, q.split);
+        let rss = median(samples.clone());
+        println!(
+            "  sampling {:<3}  RSS median of {} {rss:>6.1} MiB ({split}), CPU {:>6.3} % of one core ({:.0} ms in {wall:.0} s)",
+            if on { "on" } else { "off" },
+            samples.len(),
+            100.0 * cpu / wall,
+            cpu * 1000.0
+        );
+        figures.push((rss, 100.0 * cpu / wall));
+        agent.stop();
+    }
+    println!(
+        "  sampling costs {:+.1} MiB of RSS and {:+.3} % of one core (targets: at most 5 MB and 0.2 % average CPU)",
+        figures[1].0 - figures[0].0,
+        figures[1].1 - figures[0].1
+    );
+    let _ = term.kill();
+    let _ = term.wait();
+    server.stop().await;
+}
+
 fn main() {
     let captures = env_or("WFH_BENCH_CAPTURES", 15);
     let quiet = env_or("WFH_BENCH_QUIET_SECS", 120);
@@ -434,4 +511,5 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(idle_bench(quiet));
+    rt.block_on(sampling_bench(quiet));
 }

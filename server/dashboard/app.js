@@ -848,12 +848,200 @@ function codeCard(e, code) {
   );
 }
 
+// ---- summaries ---------------------------------------------------------------
+
+const PERIODS = { day: "Day", week: "Week", month: "Month" };
+
+function hours(secs) {
+  const m = Math.round(secs / 60);
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")}`;
+}
+
+function named(list, n = 3) {
+  return list.slice(0, n).map((x) => `${x.name} ${hours(x.secs)}`).join(", ") || "—";
+}
+
+function shortTime(iso) {
+  return iso ? iso.slice(11, 16) : "—";
+}
+
+/** Move a period by `n` periods from the day `date`. */
+function shiftPeriod(period, date, n) {
+  if (period === "day") return addDays(date, n);
+  if (period === "week") return addDays(date, 7 * n);
+  const d = new Date(`${date.slice(0, 7)}-01T12:00:00Z`);
+  d.setUTCMonth(d.getUTCMonth() + n);
+  return isoDay(d);
+}
+
+function activeIdle(f) {
+  const source = { activity: "measured input", heartbeats: "heartbeat status", mixed: "input and heartbeats", none: "" }[f.active_idle_source];
+  return `${hours(f.active_secs)} / ${hours(f.idle_secs)}${source ? ` (${source})` : ""}`;
+}
+
+function figureList(f) {
+  const rows = [
+    ["Online", hours(f.online_secs)],
+    ["Active / idle", activeIdle(f)],
+    ["Paused", hours(f.paused_secs)],
+    ["First and last seen", f.first_seen ? `${f.first_seen.slice(0, 16).replace("T", " ")} – ${f.last_seen.slice(0, 16).replace("T", " ")}` : "—"],
+    ["Detailed logs", `${f.logs_taken} of ${f.logs_expected} expected`],
+    ["Top applications", named(f.top_apps, 5)],
+    ["Top websites", named(f.top_sites, 5)],
+  ];
+  if (f.key_presses !== null && f.key_presses !== undefined) rows.push(["Key presses (count only)", String(f.key_presses)]);
+  if (f.boots.length) rows.push(["Computer started", f.boots.map((b) => b.slice(0, 16).replace("T", " ")).join(", ")]);
+  return h("dl", { class: "figures" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+async function viewSummary(params) {
+  setTitle("Summaries");
+  const people = await employees();
+  const period = PERIODS[params.get("period")] ? params.get("period") : "week";
+  const date = params.get("date") || isoDay(new Date());
+  const employeeId = params.get("employee_id") || "";
+  const team = params.get("team") || "";
+  const teams = [...new Set(people.map((e) => e.team).filter(Boolean))].sort();
+  const scope = h(
+    "select",
+    { id: "scope", name: "scope" },
+    h("option", { value: "" }, "Everyone"),
+    teams.length ? h("optgroup", { label: "Teams" }, teams.map((t) => h("option", { value: `team:${t}`, selected: t === team }, t))) : null,
+    h(
+      "optgroup",
+      { label: "Employees" },
+      [...people]
+        .sort((a, b) => personName(a).localeCompare(personName(b)))
+        .map((e) => h("option", { value: `employee:${e.id}`, selected: String(e.id) === employeeId }, personName(e))),
+    ),
+  );
+  const periodSelect = h(
+    "select",
+    { id: "period", name: "period" },
+    Object.entries(PERIODS).map(([v, label]) => h("option", { value: v, selected: v === period }, label)),
+  );
+  const day = h("input", { id: "date", name: "date", type: "date", value: date, required: true });
+  const here = (extra) => {
+    const [kind, value] = scope.value.split(":");
+    return `/summary?${query({ period: periodSelect.value, date: day.value, employee_id: kind === "employee" ? value : "", team: kind === "team" ? value : "", ...extra })}`;
+  };
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        go(here({}));
+      },
+    },
+    h("div", {}, h("label", { for: "scope" }, "Who"), scope),
+    h("div", {}, h("label", { for: "period" }, "Period"), periodSelect),
+    h("div", {}, h("label", { for: "date" }, "Containing"), day),
+    h("div", {}, h("button", { type: "submit" }, "Show")),
+  );
+  const apiQuery = query({ period, date, employee_id: employeeId, team });
+  const results = h("div", { class: "results", "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
+  const exports = h(
+    "div",
+    { class: "exports" },
+    h("a", { class: "button quiet", href: `/api/admin/summary?${apiQuery}&format=csv`, download: true }, "Export CSV"),
+  );
+  show(h("div", { class: "heading" }, h("h1", {}, "Summaries"), exports), form, results);
+  try {
+    const s = await api(`/api/admin/summary?${apiQuery}`);
+    const move = (n) => `/summary?${query({ period, date: shiftPeriod(period, date, n), employee_id: employeeId, team })}`;
+    const caption = h(
+      "div",
+      { class: "period" },
+      link(move(-1), "← Previous"),
+      h("h2", { id: "period-label" }, `${PERIODS[period]} ${s.label}`, h("span", { class: "muted" }, ` · ${s.start.slice(0, 10)} to ${shiftPeriod("day", s.end.slice(0, 10), -1)} · ${s.timezone}`)),
+      link(move(1), "Next →"),
+    );
+    const parts = [caption];
+    if (s.team_totals) {
+      parts.push(h("section", { class: "card", "aria-labelledby": "team-h" }, h("h3", { id: "team-h" }, `Team ${s.team}: everyone together`), figureList(s.team_totals)));
+    }
+    if (s.employees.length === 1 && employeeId) {
+      const e = s.employees[0];
+      parts.push(h("section", { class: "card", "aria-labelledby": "total-h" }, h("h3", { id: "total-h" }, `${personName(employeeById(e.employee.id) || e.employee)}: the ${period}`), figureList(e.totals)));
+      parts.push(
+        h(
+          "div",
+          { class: "table-wrap" },
+          h(
+          "table",
+          { class: "summary-days" },
+          h("caption", {}, "Day by day (company time)"),
+          h("thead", {}, h("tr", {}, ["Day", "First seen", "Last seen", "Online", "Active / idle", "Paused", "Logs", "Top applications"].map((t) => h("th", { scope: "col" }, t)))),
+          h(
+            "tbody",
+            {},
+            e.days.map((d) =>
+              h(
+                "tr",
+                {},
+                h("th", { scope: "row" }, link(`/employees/${e.employee.id}/${d.date}`, longDay(d.date)), d.hours !== 24 ? h("span", { class: "muted" }, ` (${d.hours} h)`) : null),
+                ...(d.figures.first_seen || d.figures.logs_expected
+                  ? [
+                      h("td", {}, shortTime(d.figures.first_seen)),
+                      h("td", {}, shortTime(d.figures.last_seen)),
+                      h("td", {}, hours(d.figures.online_secs)),
+                      h("td", {}, `${hours(d.figures.active_secs)} / ${hours(d.figures.idle_secs)}`),
+                      h("td", {}, hours(d.figures.paused_secs)),
+                      h("td", {}, `${d.figures.logs_taken} / ${d.figures.logs_expected}`),
+                      h("td", {}, named(d.figures.top_apps)),
+                    ]
+                  : [h("td", { colspan: 7, class: "muted" }, "Not seen")]),
+              ),
+            ),
+          ),
+          ),
+        ),
+      );
+    } else {
+      parts.push(
+        h(
+          "div",
+          { class: "table-wrap" },
+          h(
+          "table",
+          { class: "summary-people" },
+          h("caption", {}, `${s.employees.length} ${s.employees.length === 1 ? "person" : "people"}`),
+          h("thead", {}, h("tr", {}, ["Employee", "Team", "Online", "Active / idle", "Paused", "Logs", "Top applications"].map((t) => h("th", { scope: "col" }, t)))),
+          h(
+            "tbody",
+            {},
+            s.employees.map((e) =>
+              h(
+                "tr",
+                {},
+                h("th", { scope: "row" }, link(`/summary?${query({ period, date, employee_id: e.employee.id })}`, personName(employeeById(e.employee.id) || e.employee))),
+                h("td", {}, e.team || "—"),
+                h("td", {}, hours(e.totals.online_secs)),
+                h("td", {}, `${hours(e.totals.active_secs)} / ${hours(e.totals.idle_secs)}`),
+                h("td", {}, hours(e.totals.paused_secs)),
+                h("td", {}, `${e.totals.logs_taken} / ${e.totals.logs_expected}`),
+                h("td", {}, named(e.totals.top_apps)),
+              ),
+            ),
+          ),
+          ),
+        ),
+      );
+    }
+    results.replaceChildren(...parts);
+  } catch (e) {
+    if (!(e instanceof SignedOut)) results.replaceChildren(errorBox(e));
+  }
+}
+
 // ---- router ------------------------------------------------------------------
 
 const routes = [
   [/^\/login$/, (p) => viewLogin(p), "login"],
   [/^\/$/, (p) => viewBoard(p), "board"],
   [/^\/logs$/, (p) => viewLogs(p), "logs"],
+  [/^\/summary$/, (p) => viewSummary(p), "summary"],
   [/^\/admin$/, () => viewAdmin(), "admin"],
   [/^\/employees\/(\d+)\/(\d{4}-\d\d-\d\d)$/, (p, m) => viewDay(Number(m[1]), m[2]), "board"],
 ];

@@ -18,7 +18,8 @@
 //! - **Boots** are the start-up reports' boot times, each boot once; a
 //!   **shutdown** is an agent stopping with the session or the machine.
 //! - **Detailed logs expected** are the policy's logs per day on each working
-//!   day of the period from the employee's creation up to today.
+//!   day of the period up to today, from the employee's creation (or any
+//!   earlier day they were seen).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -356,7 +357,11 @@ pub fn summarise(ctx: &Context<'_>, members: &[Member], team: Option<String>, ro
         let mut out_days = Vec::with_capacity(days.len());
         for (i, day) in days.iter().enumerate() {
             let acc = &mut accs[i];
-            if working.contains(&day.weekday()) && *day <= today && *day >= created {
+            // Expected on working days up to today, from the day the
+            // employee was added (or the first day they were seen, for
+            // data imported from before).
+            let monitored = *day >= created || acc.first_seen.is_some();
+            if working.contains(&day.weekday()) && *day <= today && monitored {
                 acc.logs_expected = u32::from(ctx.policy.logs_per_day);
             }
             acc.close_day();

@@ -193,6 +193,48 @@ test("an employee's day: timeline from heartbeats, totals, that day's logs and a
   await expect(page).not.toHaveURL(new RegExp(day.date));
 });
 
+test("summaries: a team's week with its totals, one person's days, CSV", async ({ page }) => {
+  await signIn(page);
+  const sum = fixture.summary;
+  await page.getByRole("link", { name: "Summaries" }).click();
+  await ready(page, "/summary");
+  await page.getByLabel("Who").selectOption({ label: sum.team });
+  await page.getByLabel("Period").selectOption("week");
+  await page.getByRole("button", { name: "Show" }).click();
+  await ready(page, "/summary");
+  await expect(page).toHaveURL(new RegExp(`team=${sum.team}`));
+  await expect(page.locator("#period-label")).toContainText(/Week \d{4}-W\d\d/);
+  const team = page.getByRole("region", { name: `Team ${sum.team}: everyone together` });
+  await expect(team).toBeVisible();
+  const fig = (region, name) => region.locator("dt").filter({ hasText: name }).locator("xpath=following-sibling::dd[1]");
+  await expect(fig(team, "Top applications")).toContainText(sum.top_app);
+  await expect(fig(team, "Active / idle")).toContainText("measured input");
+  await expect(fig(team, "Detailed logs")).toContainText("expected");
+  await expect(page.locator("table.summary-people tbody tr")).toHaveCount(sum.team_size);
+  await picture(page, "summary-team", { fullPage: true });
+
+  // One person: the week day by day.
+  await page.locator("table.summary-people tbody tr").first().getByRole("link").click();
+  await ready(page, "/summary");
+  await expect(page.locator("table.summary-days tbody tr")).toHaveCount(7);
+  const person = page.getByRole("region", { name: /: the week$/ });
+  await expect(fig(person, "Online")).not.toHaveText("0 h 00");
+  await expect(fig(person, "Key presses (count only)")).toHaveText(/^\d+$/);
+  await picture(page, "summary-employee", { fullPage: true });
+
+  // The CSV of what is shown.
+  const href = await page.getByRole("link", { name: "Export CSV" }).getAttribute("href");
+  expect(href).toContain("format=csv");
+  const csv = await page.evaluate(async (u) => (await fetch(u)).text(), href);
+  expect(csv.split("\n")[0]).toMatch(/^employee,team,date,hours in day/);
+  expect(csv.trim().split("\n")).toHaveLength(1 + 7 + 1);
+
+  // Previous week.
+  await page.getByRole("link", { name: "← Previous" }).click();
+  await ready(page, "/summary");
+  await expect(page.locator("table.summary-days tbody tr")).toHaveCount(7);
+});
+
 test("CSV and PDF exports of the current filter; the PDF has the table and a thumbnail per row", async ({ page }) => {
   await signIn(page);
   const days = Object.keys(fixture.logs_by_day[ana.id]).sort();

@@ -62,6 +62,8 @@ pub fn routes(
                 .unify()
                 .or(warp::path!("admin"))
                 .unify()
+                .or(warp::path!("summary"))
+                .unify()
                 .or(warp::path!("employees" / i64 / String)
                     .map(|_: i64, _: String| ())
                     .untuple_one())

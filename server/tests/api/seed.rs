@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{
-    DateTime, Datelike as _, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone as _, Utc, Weekday,
+    DateTime, Datelike as _, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone as _, Timelike as _, Utc,
+    Weekday,
 };
 use image::{Rgb, RgbImage};
 use rand::rngs::StdRng;
@@ -116,6 +117,28 @@ pub struct Fixture {
     pub revoke_username: String,
     pub revoke_token: String,
     pub csv_header: Vec<String>,
+    pub summary: SummaryFixture,
+}
+
+/// What the summary page must show for the first person's team this week.
+#[derive(Debug, Serialize)]
+pub struct SummaryFixture {
+    pub team: String,
+    pub team_size: usize,
+    /// The first person's top application this week.
+    pub top_app: String,
+}
+
+/// Teams by position in `TEAM`.
+const TEAMS: [&str; 3] = ["Support", "Engineering", "Sales"];
+
+/// Applications a team's day goes to, with their weights.
+fn team_apps(team: usize) -> &'static [(&'static str, u32)] {
+    match team {
+        0 => &[("firefox", 5), ("thunderbird", 3), ("slack", 2)],
+        1 => &[("code", 6), ("firefox", 2), ("gnome-terminal-server", 2)],
+        _ => &[("firefox", 4), ("libreoffice", 3), ("zoom", 3)],
+    }
 }
 
 /// A 1280×720 desktop: a wallpaper in the person's hue, a window with a
@@ -182,6 +205,19 @@ fn working(day: NaiveDate) -> bool {
 
 pub async fn seed_team(app: &TestApp) -> Fixture {
     let now = app.clock.now();
+    // Activity insight on: applications, idle time and key counts.
+    let policy = wfh_protocol::MonitoringPolicy {
+        activity: wfh_protocol::ActivityPolicy {
+            applications: true,
+            idle_time: true,
+            key_counts: true,
+            bucket_secs: 900,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    wfh_server::policy::replace(&app.state, policy).await.unwrap();
+    let mut summary = None;
     let interval = Duration::seconds(app.state.config.heartbeat_interval_secs as i64);
     let mut employees = Vec::new();
     let mut logs_by_day: BTreeMap<i64, BTreeMap<String, usize>> = BTreeMap::new();
@@ -205,6 +241,12 @@ pub async fn seed_team(app: &TestApp) -> Fixture {
             ["laptop", "thinkpad", "mbp"][n % 3]
         );
         let enrolled = app.client.enroll(&code, username, &hostname).await.unwrap();
+        let team = n % TEAMS.len();
+        app.state
+            .store
+            .set_employee_team(enrolled.employee.id, Some(TEAMS[team]))
+            .await
+            .unwrap();
         let token = DeviceToken::new(enrolled.token.clone());
         let tz = FixedOffset::east_opt(offset_h * 3600).unwrap();
         let shot = desktop(n as u64);
@@ -293,6 +335,62 @@ pub async fn seed_team(app: &TestApp) -> Fixture {
             .collect();
         for chunk in batch.chunks(500) {
             app.state.store.insert_heartbeats(chunk).await.unwrap();
+        }
+
+        // Activity: one 15-minute bucket per quarter hour of heartbeats,
+        // split between the team's applications.
+        let apps = team_apps(team);
+        let weight: u32 = apps.iter().map(|(_, w)| w).sum();
+        let mut quarters: BTreeMap<DateTime<FixedOffset>, (u32, u32)> = BTreeMap::new();
+        for (t, s) in &beats {
+            let q =
+                *t - Duration::minutes(i64::from(t.minute() % 15)) - Duration::seconds(i64::from(t.second()));
+            let e = quarters.entry(q).or_default();
+            match s {
+                HeartbeatStatus::Online => e.0 += 300,
+                HeartbeatStatus::Idle => e.1 += 300,
+                HeartbeatStatus::Paused => {}
+            }
+        }
+        for (start, (active, idle)) in quarters {
+            let observed = (active + idle).min(900);
+            if observed == 0 {
+                continue;
+            }
+            app.state
+                .store
+                .insert_activity(&wfh_server::db::NewActivity {
+                    event_id: Uuid::new_v4(),
+                    employee_id: enrolled.employee.id,
+                    device_id: enrolled.device_id,
+                    username: username.to_string(),
+                    hostname: hostname.clone(),
+                    start,
+                    duration_secs: 900,
+                    observed_secs: observed,
+                    active_secs: Some(active.min(observed)),
+                    idle_secs: Some(observed - active.min(observed)),
+                    key_presses: Some(active / 60 * rng.random_range(20..60)),
+                    apps: apps
+                        .iter()
+                        .map(|(a, w)| wfh_protocol::AppTime {
+                            app: (*a).into(),
+                            title: None,
+                            secs: observed * w / weight,
+                        })
+                        .collect(),
+                    sites: Vec::new(),
+                    received_at: start.with_timezone(&Utc),
+                })
+                .await
+                .unwrap();
+        }
+        if n == 0 {
+            summary = Some(SummaryFixture {
+                team: TEAMS[team].to_owned(),
+                team_size: TEAM.len().div_ceil(TEAMS.len()),
+                top_app: apps[0].0.to_owned(),
+            });
         }
 
         for (t, ev) in events {
@@ -384,6 +482,7 @@ pub async fn seed_team(app: &TestApp) -> Fixture {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+        summary: summary.unwrap(),
     }
 }
 
