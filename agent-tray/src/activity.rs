@@ -23,7 +23,7 @@ use regex::Regex;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 use wfh_protocol::activity::{MAX_ENTRIES, MAX_LABEL_CHARS, OTHER, REDACTED};
-use wfh_protocol::{ActivityPolicy, ActivityRequest, AppTime};
+use wfh_protocol::{ActivityPolicy, ActivityRequest, AppTime, SiteTime};
 
 use crate::clock::Clock;
 use crate::foreground::{Focus, ForegroundSource, KeyCounter};
@@ -39,6 +39,9 @@ pub struct Sample {
     pub idle: Option<StdDuration>,
     /// Key presses since the previous sample (`None`: cannot be counted).
     pub keys: Option<u64>,
+    /// The website in the browser's active tab, while a browser is in front:
+    /// (domain, full address).
+    pub site: Option<(String, Option<String>)>,
 }
 
 /// The policy with its redaction patterns compiled.
@@ -98,6 +101,7 @@ struct Open {
     active_ms: i64,
     idle_ms: i64,
     apps: HashMap<(String, Option<String>), i64>,
+    sites: HashMap<(String, Option<String>), i64>,
     keys: Option<u64>,
 }
 
@@ -159,6 +163,11 @@ impl Recorder {
                     let key = (shorten(&f.app), rules.title(f.title.as_deref()));
                     *b.apps.entry(key).or_default() += ms;
                 }
+                if let Some((domain, url)) = prev.site.as_ref().filter(|_| rules.policy.websites) {
+                    let url = url.as_ref().filter(|_| rules.policy.full_urls);
+                    let key = (shorten(domain), url.map(|u| u.chars().take(2048).collect()));
+                    *b.sites.entry(key).or_default() += ms;
+                }
                 from = end;
             }
         }
@@ -192,29 +201,40 @@ impl Recorder {
         if observed == 0 && b.keys.unwrap_or(0) == 0 {
             return None;
         }
-        let mut apps: Vec<AppTime> = if p.applications {
-            b.apps
-                .into_iter()
-                .map(|((app, title), ms)| AppTime {
+        let apps = if p.applications {
+            capped(
+                b.apps.into_iter().map(|((app, title), ms)| AppTime {
                     app,
                     title,
                     secs: secs(ms),
-                })
-                .filter(|a| a.secs > 0)
-                .collect()
+                }),
+                |a| (a.secs, a.app.clone()),
+                |rest| AppTime {
+                    app: OTHER.to_owned(),
+                    title: None,
+                    secs: rest,
+                },
+            )
         } else {
             Vec::new()
         };
-        apps.sort_by(|a, b| b.secs.cmp(&a.secs).then_with(|| a.app.cmp(&b.app)));
-        if apps.len() > MAX_ENTRIES {
-            let rest: u32 = apps[MAX_ENTRIES..].iter().map(|a| a.secs).sum();
-            apps.truncate(MAX_ENTRIES);
-            apps.push(AppTime {
-                app: OTHER.to_owned(),
-                title: None,
-                secs: rest,
-            });
-        }
+        let sites = if p.websites {
+            capped(
+                b.sites.into_iter().map(|((domain, url), ms)| SiteTime {
+                    domain,
+                    url,
+                    secs: secs(ms),
+                }),
+                |s| (s.secs, s.domain.clone()),
+                |rest| SiteTime {
+                    domain: OTHER.to_owned(),
+                    url: None,
+                    secs: rest,
+                },
+            )
+        } else {
+            Vec::new()
+        };
         let start = b.start.with_timezone(&Local).fixed_offset();
         Some(ActivityRequest {
             username: String::new(),
@@ -226,7 +246,7 @@ impl Recorder {
             active_secs: p.idle_time.then(|| secs(b.active_ms)),
             idle_secs: p.idle_time.then(|| secs(b.idle_ms)),
             apps,
-            sites: Vec::new(),
+            sites,
             key_presses: if p.key_counts {
                 b.keys.map(|k| u32::try_from(k).unwrap_or(u32::MAX))
             } else {
@@ -234,6 +254,26 @@ impl Recorder {
             },
         })
     }
+}
+
+/// Entries with time, most first; beyond [`MAX_ENTRIES`] summed into one
+/// made by `other`.
+fn capped<T>(
+    entries: impl Iterator<Item = T>,
+    key: impl Fn(&T) -> (u32, String),
+    other: impl FnOnce(u32) -> T,
+) -> Vec<T> {
+    let mut v: Vec<T> = entries.filter(|e| key(e).0 > 0).collect();
+    v.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        kb.0.cmp(&ka.0).then_with(|| ka.1.cmp(&kb.1))
+    });
+    if v.len() > MAX_ENTRIES {
+        let rest = v[MAX_ENTRIES..].iter().map(|e| key(e).0).sum();
+        v.truncate(MAX_ENTRIES);
+        v.push(other(rest));
+    }
+    v
 }
 
 /// What the sampling task needs from the agent.
@@ -307,8 +347,10 @@ pub async fn run(
         let period = StdDuration::from_secs(u64::from(rec.policy().sample_secs.max(1)));
         let s = sources.clone();
         let keys = counter.clone();
-        // The window in front is looked at only when applications are collected.
-        let apps_wanted = rec.policy().applications;
+        // The window in front is looked at only when applications or
+        // websites (which need to know that a browser is in front) are collected.
+        let apps_wanted = rec.policy().applications || rec.policy().websites;
+        let sites_wanted = rec.policy().websites;
         let taken = tokio::task::spawn_blocking(move || {
             let focus = if apps_wanted { s.foreground.focused() } else { None };
             let idle = s.idle.idle_for();
@@ -322,11 +364,22 @@ pub async fn run(
             _ => None,
         };
         keys_seen = total;
+        let site = match &focus {
+            Some(f) if sites_wanted && crate::browser::is_browser(&f.app) => crate::browser::current(&outbox)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|t| Some((t.domain?, t.url))),
+            _ => None,
+        };
+        // Applications off: the window in front was only looked at for the browser.
+        let focus = focus.filter(|_| rec.policy().applications);
         let sample = Sample {
             at: sources.clock.now(),
             focus,
             idle,
             keys,
+            site,
         };
         for b in rec.record(sample) {
             enqueue(&outbox, &sources, b, &delivery).await;
@@ -396,6 +449,7 @@ mod tests {
                 focus: f.clone(),
                 idle: Some(StdDuration::from_secs(idle_secs)),
                 keys: Some(keys),
+                site: None,
             }));
         }
         out
@@ -470,6 +524,7 @@ mod tests {
             focus: None,
             idle: None,
             keys: None,
+            site: None,
         });
         assert!(done.is_empty());
         let b = r.flush().unwrap();
@@ -508,6 +563,36 @@ mod tests {
         );
         assert_eq!((b.active_secs, b.idle_secs, b.key_presses), (None, None, None));
         assert!(!serde_json::to_string(&b).unwrap().contains("secret"));
+    }
+
+    #[test]
+    fn beyond_fifty_applications_the_rest_is_other() {
+        let mut r = Recorder::new(Rules::new(ActivityPolicy {
+            applications: true,
+            ..Default::default()
+        }));
+        for i in 0..61 {
+            feed(
+                &mut r,
+                t("2026-12-01T09:00:00Z") + Duration::seconds(5 * i),
+                1,
+                focus(&format!("app{i:02}"), ""),
+                0,
+                0,
+            );
+        }
+        let b = r.flush().unwrap();
+        assert_eq!(b.apps.len(), MAX_ENTRIES + 1);
+        let other = b.apps.last().unwrap();
+        assert_eq!(other.app, OTHER);
+        assert_eq!(other.secs, 10 * 5, "ten applications of 5 s each");
+        assert!(ActivityRequest {
+            username: "a".into(),
+            hostname: "h".into(),
+            ..b
+        }
+        .problems()
+        .is_empty());
     }
 
     #[test]

@@ -109,8 +109,25 @@ pub enum Command {
         #[command(subcommand)]
         action: AutostartAction,
     },
+    /// The browser extension's connection to this agent (websites, where
+    /// the monitoring policy includes them).
+    Browser {
+        #[command(subcommand)]
+        action: BrowserAction,
+    },
     /// Forget this device's token.
     Unenroll,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrowserAction {
+    /// Register this agent as the extension's native messaging host for this
+    /// user's Chromium, Chrome, Edge and Firefox.
+    Install {
+        /// Only for the Chromium profile started with `--user-data-dir DIR`.
+        #[arg(long, value_name = "DIR")]
+        user_data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,9 +324,36 @@ impl Context {
     }
 }
 
+/// The native messaging host for the browser extension: keeps the tabs it
+/// reports in this user's agent database until the browser closes the pipe.
+pub async fn browser_host() -> anyhow::Result<()> {
+    let cli = Cli {
+        config: None,
+        server: None,
+        command: None,
+    };
+    let ctx = Context::load(&cli).await?;
+    let kept = crate::browser::serve(&ctx.outbox, std::io::stdin()).await?;
+    tracing::info!(kept, "the browser closed the extension's connection");
+    Ok(())
+}
+
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Autostart { action }) => return autostart(action),
+        Some(Command::Browser {
+            action: BrowserAction::Install { user_data_dir },
+        }) => {
+            let exe = std::env::current_exe()?;
+            let home = directories::BaseDirs::new()
+                .map(|d| d.home_dir().to_path_buf())
+                .context("no home directory")?;
+            let dirs = crate::browser::host_dirs(&home, user_data_dir.as_deref());
+            for file in crate::browser::install(&exe, &dirs)? {
+                println!("{}", file.display());
+            }
+            return Ok(());
+        }
         Some(Command::Configure {
             server_url,
             enroll_code,
@@ -372,7 +416,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Consent { accept, withdraw } => consent(&ctx, accept, withdraw).await,
         Command::Autostart { action } => autostart(&action),
-        Command::Configure { .. } => unreachable!("handled before loading the configuration"),
+        Command::Configure { .. } | Command::Browser { .. } => {
+            unreachable!("handled before loading the configuration")
+        }
         Command::Sent { days } => {
             let since = Utc::now() - Duration::days(i64::from(days.min(30)));
             for e in ctx.outbox.sent(since, 10_000).await? {

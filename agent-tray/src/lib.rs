@@ -16,6 +16,7 @@
 
 pub mod activity;
 pub mod autostart;
+pub mod browser;
 pub mod capture;
 pub mod cli;
 pub mod client;

@@ -13,6 +13,14 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let args: Vec<String> = std::env::args().collect();
+    if wfh_agent::browser::launched_as_host(&args) {
+        // Started by a browser for its extension: serve it, then exit.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(wfh_agent::cli::browser_host());
+    }
     let cli = wfh_agent::cli::Cli::parse();
     #[cfg(feature = "tray")]
     if cli.command.is_none() && wfh_agent::system::has_desktop() {

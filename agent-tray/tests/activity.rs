@@ -8,7 +8,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{enrolled_agent, eventually, free_addr, Desktop, Server};
+use support::{enrolled_agent, eventually, server_with_policy, Desktop, Server};
 use wfh_protocol::activity::REDACTED;
 use wfh_protocol::admin::ActivityRecord;
 use wfh_protocol::{ActivityPolicy, MonitoringPolicy};
@@ -85,11 +85,7 @@ fn policy() -> MonitoringPolicy {
 async fn the_server_gets_what_was_done_on_the_desktop() {
     let desktop = Desktop::start("#204060");
     let server_dir = tempfile::tempdir().unwrap();
-    let server = Server::start(server_dir.path(), free_addr()).await;
-    wfh_server::policy::replace(&server.state, policy())
-        .await
-        .unwrap();
-    let url = format!("https://localhost:{}", server.addr.port());
+    let (server, url) = server_with_policy(server_dir.path(), policy()).await;
     let (_laptop, mut agent) = enrolled_agent(&desktop, &url, &server, "").await;
 
     let (_term, term) = open(&desktop, &["xterm", "-T", "WFH report draft"], "WFH report draft").await;
@@ -205,7 +201,6 @@ async fn heartbeats_on_server(server: &Server) -> usize {
 async fn switches_off_apply_at_once_and_switches_on_wait_for_consent() {
     let desktop = Desktop::start("#204060");
     let server_dir = tempfile::tempdir().unwrap();
-    let server = Server::start(server_dir.path(), free_addr()).await;
     let mut p = MonitoringPolicy {
         heartbeat_interval_secs: 1,
         logs_per_day: 0,
@@ -218,10 +213,7 @@ async fn switches_off_apply_at_once_and_switches_on_wait_for_consent() {
         },
         ..MonitoringPolicy::default()
     };
-    wfh_server::policy::replace(&server.state, p.clone())
-        .await
-        .unwrap();
-    let url = format!("https://localhost:{}", server.addr.port());
+    let (server, url) = server_with_policy(server_dir.path(), p.clone()).await;
     let (_laptop, mut agent) = enrolled_agent(&desktop, &url, &server, "").await;
     agent.spawn();
     wait_for_log(

@@ -635,6 +635,14 @@ pub async fn enrolled_agent(
     (dir, agent)
 }
 
+/// A server (HTTPS, test CA) whose monitoring policy is `policy`, and its URL.
+pub async fn server_with_policy(dir: &Path, policy: wfh_protocol::MonitoringPolicy) -> (Server, String) {
+    let server = Server::start(dir, free_addr()).await;
+    wfh_server::policy::replace(&server.state, policy).await.unwrap();
+    let url = format!("https://localhost:{}", server.addr.port());
+    (server, url)
+}
+
 /// A detailed-log window that opens now and closes `secs` later, in UTC
 /// (the agent runs with `TZ=UTC`), as configuration lines; waits out midnight.
 pub async fn window_from_now(secs: i64) -> String {

@@ -1,0 +1,207 @@
+//! Websites end to end: Debian's Chromium under Xvfb loads the WFH Monitor
+//! extension (`browser-extension/`), starts `wfh-agent` as its native
+//! messaging host, and visits pages served here on two local names; the
+//! running agent records the domains of the active tab, and the server gets
+//! the domains only (the policy does not allow full addresses).
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{enrolled_agent, server_with_policy, Desktop};
+use wfh_protocol::{ActivityPolicy, MonitoringPolicy};
+use wfh_server::db::ListQuery;
+
+struct Browser(Child);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A web server for `*.test` pages, on a thread, until the test ends.
+fn pages() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "<!doctype html><title>A page</title><p>Hello";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+fn chromium(desktop: &Desktop, profile: &std::path::Path, data_dir: &std::path::Path, url: &str) -> Child {
+    let extension = concat!(env!("CARGO_MANIFEST_DIR"), "/../browser-extension");
+    Command::new("chromium")
+        .args([
+            &format!("--user-data-dir={}", profile.display()),
+            &format!("--load-extension={extension}"),
+            "--disable-features=DisableLoadExtensionCommandLineSwitch",
+            "--host-resolver-rules=MAP *.test 127.0.0.1",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--password-store=basic",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--window-size=1200,800",
+            url,
+        ])
+        .envs(desktop.env())
+        // The native host (started by Chromium) finds the agent's database.
+        .env("WFH_AGENT_DATA_DIR", data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium (scripts/test installs it)")
+}
+
+fn xdotool(desktop: &Desktop, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .envs(desktop.env())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_records_the_domains_chromium_shows() {
+    let desktop = Desktop::start("#204060");
+    let server_dir = tempfile::tempdir().unwrap();
+    let policy = MonitoringPolicy {
+        logs_per_day: 0,
+        activity: ActivityPolicy {
+            applications: true,
+            websites: true,
+            sample_secs: 1,
+            bucket_secs: 60,
+            ..ActivityPolicy::default()
+        },
+        ..MonitoringPolicy::default()
+    };
+    let (server, url) = server_with_policy(server_dir.path(), policy).await;
+    let (laptop, mut agent) = enrolled_agent(&desktop, &url, &server, "").await;
+    let profile = laptop.path().join("chromium-profile");
+    let (ok, out) = agent.exec(&[
+        "browser",
+        "install",
+        "--user-data-dir",
+        &profile.display().to_string(),
+    ]);
+    assert!(ok, "{out}");
+    let manifest = profile.join("NativeMessagingHosts/com.wfh_monitor.agent.json");
+    assert!(manifest.exists(), "{out}");
+
+    agent.spawn();
+    let port = pages();
+    let data_dir = laptop.path().join("agent-data");
+    let _browser = Browser(chromium(
+        &desktop,
+        &profile,
+        &data_dir,
+        &format!("http://alpha.test:{port}/secret-path"),
+    ));
+    // Chromium's window, in front.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let window = loop {
+        let id = xdotool(&desktop, &["search", "--onlyvisible", "--class", "chromium"]);
+        if let Some(id) = id.lines().last() {
+            break id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no Chromium window");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    xdotool(&desktop, &["windowfocus", "--sync", &window]);
+    // The extension reports the first tab once its page has loaded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let url = format!("sqlite://{}?mode=ro", agent.data_db().display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let tab: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'browser_tab'")
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        if tab.is_some_and(|t| t.contains("alpha.test")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the extension never reported a tab (is the native host installed?)\n{}",
+            agent.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // A second site in a new tab of the same window (the running Chromium
+    // opens it), then 8 s on it.
+    let _second = Browser(chromium(
+        &desktop,
+        &profile,
+        &data_dir,
+        &format!("http://beta.test:{port}/other"),
+    ));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    let status = agent.stop();
+    assert!(status.success(), "{status:?}");
+    let all = ListQuery {
+        limit: 1000,
+        ..ListQuery::default()
+    };
+    let buckets = server.state.store.activity(&all).await.unwrap();
+    let secs = |d: &str| -> u32 {
+        buckets
+            .iter()
+            .flat_map(|b| &b.sites)
+            .filter(|s| s.domain == d)
+            .map(|s| s.secs)
+            .sum()
+    };
+    let report = format!(
+        "{buckets:#?}\n{}",
+        agent
+            .logs()
+            .lines()
+            .filter(|l| l.contains("wfh_agent"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        (5..=12).contains(&secs("alpha.test")),
+        "alpha.test {} s: {report}",
+        secs("alpha.test")
+    );
+    assert!(
+        (5..=12).contains(&secs("beta.test")),
+        "beta.test {} s: {report}",
+        secs("beta.test")
+    );
+    assert!(
+        buckets.iter().flat_map(|b| &b.sites).all(|s| s.url.is_none()),
+        "{report}"
+    );
+    assert!(!format!("{buckets:?}").contains("secret-path"), "{report}");
+    assert!(
+        buckets
+            .iter()
+            .flat_map(|b| &b.apps)
+            .any(|a| a.app.contains("chrom")),
+        "{report}"
+    );
+    server.stop().await;
+}

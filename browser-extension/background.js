@@ -1,0 +1,62 @@
+// WFH Monitor browser extension: tells the agent on this computer which
+// website the active tab of the focused window shows, over native messaging
+// (the browser starts `wfh-agent` as its native host; no port is opened).
+// The agent decides what is kept: the domain only, or the full address where
+// the monitoring policy allows it; nothing is sent while no policy asks.
+const HOST = "com.wfh_monitor.agent";
+const api = globalThis.browser ?? globalThis.chrome;
+let port = null;
+let last = "";
+
+function connect() {
+  if (port) return port;
+  try {
+    port = api.runtime.connectNative(HOST);
+    port.onDisconnect.addListener(() => {
+      port = null;
+    });
+  } catch {
+    port = null;
+  }
+  return port;
+}
+
+/** The report for a tab: its address when it is a web page, else nothing. */
+function report(tab) {
+  let url = null;
+  try {
+    const u = new URL(tab?.url ?? "");
+    if (u.protocol === "http:" || u.protocol === "https:") url = u.href;
+  } catch {
+    url = null;
+  }
+  return { kind: "active_tab", url, at: new Date().toISOString() };
+}
+
+async function tell() {
+  let tab = null;
+  try {
+    const win = await api.windows.getLastFocused({ populate: false });
+    if (win && win.focused !== false) {
+      [tab] = await api.tabs.query({ active: true, windowId: win.id });
+    }
+  } catch {
+    tab = null;
+  }
+  const msg = report(tab);
+  // Send changes at once, and the same tab again at most once a minute.
+  const key = msg.url ?? "";
+  if (key === last && Date.now() - (tell.sentAt ?? 0) < 60_000) return;
+  last = key;
+  tell.sentAt = Date.now();
+  connect()?.postMessage(msg);
+}
+
+api.tabs.onActivated.addListener(tell);
+api.tabs.onUpdated.addListener((_id, change, tab) => {
+  if (tab.active && (change.url || change.status === "complete")) tell();
+});
+api.windows.onFocusChanged.addListener(tell);
+api.runtime.onStartup?.addListener(tell);
+api.runtime.onInstalled?.addListener(tell);
+tell();
