@@ -36,10 +36,10 @@ function report(tab) {
 async function tell() {
   let tab = null;
   try {
+    // The last focused window even if the browser is not in front now: the
+    // agent uses the report only while a browser is in front.
     const win = await api.windows.getLastFocused({ populate: false });
-    if (win && win.focused !== false) {
-      [tab] = await api.tabs.query({ active: true, windowId: win.id });
-    }
+    if (win) [tab] = await api.tabs.query({ active: true, windowId: win.id });
   } catch {
     tab = null;
   }

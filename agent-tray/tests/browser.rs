@@ -155,7 +155,9 @@ async fn the_agent_records_the_domains_chromium_shows() {
         &data_dir,
         &format!("http://beta.test:{port}/other"),
     ));
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    xdotool(&desktop, &["windowfocus", "--sync", &window]);
+    tokio::time::sleep(Duration::from_secs(9)).await;
 
     let status = agent.stop();
     assert!(status.success(), "{status:?}");

@@ -945,6 +945,7 @@ async function viewSummary(params) {
     "div",
     { class: "exports" },
     h("a", { class: "button quiet", href: `/api/admin/summary?${apiQuery}&format=csv`, download: true }, "Export CSV"),
+    h("a", { class: "button quiet", href: `/api/admin/summary?${apiQuery}&format=pdf`, download: true }, "Export PDF"),
   );
   show(h("div", { class: "heading" }, h("h1", {}, "Summaries"), exports), form, results);
   try {

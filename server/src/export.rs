@@ -325,6 +325,218 @@ pub fn summary_csv(s: &Summary) -> Vec<u8> {
     w.into_inner().expect("writing to memory")
 }
 
+/// Columns of the summary PDF's table: (title, x offset from the margin, width).
+const SUMMARY_COLUMNS: [(&str, f32, f32); 7] = [
+    ("", 0.0, 170.0),
+    ("Online", 174.0, 56.0),
+    ("Active / idle", 234.0, 96.0),
+    ("Paused", 334.0, 50.0),
+    ("Logs", 388.0, 50.0),
+    ("Key presses", 442.0, 60.0),
+    ("Top applications", 506.0, 264.0),
+];
+const SUMMARY_ROW_H: f32 = 16.0;
+
+fn hm(secs: u64) -> String {
+    let m = (secs + 30) / 60;
+    format!("{} h {:02}", m / 60, m % 60)
+}
+
+fn summary_cells(label: String, f: &SummaryFigures) -> [String; 7] {
+    [
+        label,
+        hm(f.online_secs),
+        format!("{} / {}", hm(f.active_secs), hm(f.idle_secs)),
+        hm(f.paused_secs),
+        format!("{} / {}", f.logs_taken, f.logs_expected),
+        f.key_presses.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
+        f.top_apps
+            .iter()
+            .take(3)
+            .map(|a| format!("{} {}", a.name, hm(a.secs)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ]
+}
+
+/// A summary as a PDF report (A4 landscape, as many pages as it needs): a
+/// row per person, or one person's days, and the team's totals.
+pub fn summary_pdf(s: &Summary, generated_at: DateTime<Utc>) -> Vec<u8> {
+    let mut rows: Vec<([String; 7], bool)> = Vec::new();
+    let single = s.employees.len() == 1 && s.team.is_none();
+    if single {
+        let e = &s.employees[0];
+        for d in &e.days {
+            let hours = if d.hours == 24 {
+                String::new()
+            } else {
+                format!(" ({} h)", d.hours)
+            };
+            rows.push((
+                summary_cells(format!("{}{hours}", d.date.format("%a %Y-%m-%d")), &d.figures),
+                false,
+            ));
+        }
+        rows.push((summary_cells("Total".into(), &e.totals), true));
+    } else {
+        for e in &s.employees {
+            let who = Person {
+                username: e.employee.username.clone(),
+                display_name: e.employee.display_name.clone(),
+            }
+            .label();
+            rows.push((summary_cells(who, &e.totals), false));
+        }
+        if let (Some(team), Some(t)) = (&s.team, &s.team_totals) {
+            rows.push((summary_cells(format!("Team {team}, together"), t), true));
+        }
+    }
+    let title = match (&s.team, single) {
+        (Some(team), _) => format!("Team {team}"),
+        (None, true) => Person {
+            username: s.employees[0].employee.username.clone(),
+            display_name: s.employees[0].employee.display_name.clone(),
+        }
+        .label(),
+        (None, false) => "Everyone".to_owned(),
+    };
+    let period = format!(
+        "{} {}: {} to {} ({})  -  generated {}",
+        match s.period {
+            wfh_protocol::admin::Period::Day => "Day",
+            wfh_protocol::admin::Period::Week => "Week",
+            wfh_protocol::admin::Period::Month => "Month",
+        },
+        s.label,
+        s.start.format("%Y-%m-%d"),
+        (s.end - chrono::Duration::days(1)).format("%Y-%m-%d"),
+        s.timezone,
+        generated_at.format("%Y-%m-%d %H:%M UTC")
+    );
+
+    let mut pdf = pdf_writer::Pdf::new();
+    let catalog = Ref::new(1);
+    let pages_id = Ref::new(2);
+    let regular = Ref::new(3);
+    let bold = Ref::new(4);
+    let mut next = 5;
+    pdf.type1_font(regular)
+        .base_font(Name(b"Helvetica"))
+        .encoding_predefined(Name(b"WinAnsiEncoding"));
+    pdf.type1_font(bold)
+        .base_font(Name(b"Helvetica-Bold"))
+        .encoding_predefined(Name(b"WinAnsiEncoding"));
+    let first_row = PAGE_H - MARGIN - 64.0;
+    let per_page = ((first_row - MARGIN) / SUMMARY_ROW_H).floor().max(1.0) as usize;
+    let chunks: Vec<&[([String; 7], bool)]> = if rows.is_empty() {
+        vec![&[]]
+    } else {
+        rows.chunks(per_page).collect()
+    };
+    let mut kids = Vec::new();
+    let total_pages = chunks.len();
+    for (n, chunk) in chunks.into_iter().enumerate() {
+        let mut c = Content::new();
+        let text = |c: &mut Content, font: &[u8], size: f32, x: f32, y: f32, s: &[u8]| {
+            c.begin_text()
+                .set_font(Name(font), size)
+                .next_line(x, y)
+                .show(Str(s))
+                .end_text();
+        };
+        text(
+            &mut c,
+            b"F2",
+            15.0,
+            MARGIN,
+            PAGE_H - MARGIN - 12.0,
+            &fit(
+                &format!("WFH Monitor - summary: {title}"),
+                15.0,
+                PAGE_W - 2.0 * MARGIN,
+            ),
+        );
+        text(
+            &mut c,
+            b"F1",
+            8.5,
+            MARGIN,
+            PAGE_H - MARGIN - 26.0,
+            &fit(
+                &format!("{period}  -  page {} of {total_pages}", n + 1),
+                8.5,
+                PAGE_W - 2.0 * MARGIN,
+            ),
+        );
+        let top = PAGE_H - MARGIN - 36.0;
+        c.set_fill_gray(0.92)
+            .rect(MARGIN, top - HEADER_H, PAGE_W - 2.0 * MARGIN, HEADER_H)
+            .fill_nonzero()
+            .set_fill_gray(0.0);
+        for (t, x, w) in SUMMARY_COLUMNS {
+            let label = if t.is_empty() {
+                if single {
+                    "Day"
+                } else {
+                    "Employee"
+                }
+            } else {
+                t
+            };
+            text(
+                &mut c,
+                b"F2",
+                8.5,
+                MARGIN + x + 2.0,
+                top - 15.0,
+                &fit(label, 8.5, w),
+            );
+        }
+        let mut y = first_row;
+        for (cells, strong) in chunk {
+            let font: &[u8] = if *strong { b"F2" } else { b"F1" };
+            for ((_, x, w), cell) in SUMMARY_COLUMNS.iter().zip(cells) {
+                text(
+                    &mut c,
+                    font,
+                    8.5,
+                    MARGIN + x + 2.0,
+                    y - 11.0,
+                    &fit(cell, 8.5, *w - 4.0),
+                );
+            }
+            c.set_stroke_gray(0.85)
+                .set_line_width(0.5)
+                .move_to(MARGIN, y - SUMMARY_ROW_H)
+                .line_to(PAGE_W - MARGIN, y - SUMMARY_ROW_H)
+                .stroke();
+            y -= SUMMARY_ROW_H;
+        }
+        let content_id = Ref::new(next);
+        let page_id = Ref::new(next + 1);
+        next += 2;
+        pdf.stream(content_id, &c.finish());
+        let mut page = pdf.page(page_id);
+        page.parent(pages_id)
+            .media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H))
+            .contents(content_id);
+        page.resources()
+            .fonts()
+            .pair(Name(b"F1"), regular)
+            .pair(Name(b"F2"), bold);
+        page.finish();
+        kids.push(page_id);
+    }
+    pdf.pages(pages_id)
+        .kids(kids.iter().copied())
+        .count(kids.len() as i32);
+    pdf.catalog(catalog).pages(pages_id);
+    let info = Ref::new(next);
+    pdf.document_info(info)
+        .title(pdf_writer::TextStr(&format!("WFH Monitor summary {}", s.label)));
+    pdf.finish()
+}
+
 // ---- PDF ------------------------------------------------------------------
 
 /// A4 landscape, in points.

@@ -229,6 +229,21 @@ test("summaries: a team's week with its totals, one person's days, CSV", async (
   expect(csv.split("\n")[0]).toMatch(/^employee,team,date,hours in day/);
   expect(csv.trim().split("\n")).toHaveLength(1 + 7 + 1);
 
+  // The PDF report of the team's week: text, and a picture of page 1.
+  await page.goBack();
+  await ready(page, "/summary");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export PDF" }).click()]);
+  const summaryPdf = path.join(ARTIFACTS, "summary.pdf");
+  await download.saveAs(summaryPdf);
+  const text = execFileSync("pdftotext", ["-layout", summaryPdf, "-"], { encoding: "utf8" });
+  expect(text).toContain(`WFH Monitor - summary: Team ${sum.team}`);
+  expect(text).toContain(`Team ${sum.team}, together`);
+  expect(text).toContain(ana.display_name.replace("ó", "ó"));
+  execFileSync("pdftoppm", ["-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", summaryPdf, path.join(ARTIFACTS, "summary-page")]);
+  fs.copyFileSync(path.join(ARTIFACTS, "summary-page.png"), path.join(PICTURES, "summary-pdf.png"));
+  await page.goForward();
+  await ready(page, "/summary");
+
   // Previous week.
   await page.getByRole("link", { name: "← Previous" }).click();
   await ready(page, "/summary");

@@ -502,26 +502,27 @@ pub struct SummaryParams {
     pub date: Option<String>,
     pub employee_id: Option<i64>,
     pub team: Option<String>,
-    /// `json` (default) or `csv`.
+    /// `json` (default), `csv` or `pdf`.
     pub format: Option<String>,
 }
 
 /// Daily, weekly or monthly summary per employee (and the team's totals
-/// with `team`), cut in the company's time zone (`company_timezone`).
+/// with `team`), cut in the company's time zone (`company_timezone`); as
+/// JSON, CSV or a PDF report.
 #[utoipa::path(get, path = "/api/admin/summary", tag = "admin", security(("admin_token" = [])),
     params(SummaryParams),
     responses((status = 200, body = wfh_protocol::admin::Summary), (status = 404, body = wfh_protocol::ErrorBody),
               (status = 422, body = wfh_protocol::ErrorBody)))]
 pub async fn summary(state: AppState, params: SummaryParams) -> Result<warp::reply::Response, Rejection> {
-    let csv = match params.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(_) => return Err(reject(ApiError::field("format", "must be json or csv"))),
+    let format = match params.format.as_deref() {
+        None | Some("json") => None,
+        Some(f @ ("csv" | "pdf")) => Some(f),
+        Some(_) => return Err(reject(ApiError::field("format", "must be json, csv or pdf"))),
     };
     let summary = crate::summary::for_request(&state, &params).await?;
-    if csv {
+    if let Some(format) = format {
         let name = format!(
-            "wfh-summary-{}{}.csv",
+            "wfh-summary-{}{}.{format}",
             summary.label,
             summary
                 .team
@@ -529,10 +530,17 @@ pub async fn summary(state: AppState, params: SummaryParams) -> Result<warp::rep
                 .map(|t| format!("-{}", crate::export::file_safe(t)))
                 .unwrap_or_default()
         );
-        let body = crate::export::summary_csv(&summary);
+        let (body, mime) = if format == "pdf" {
+            (
+                crate::export::summary_pdf(&summary, state.clock.now()),
+                "application/pdf",
+            )
+        } else {
+            (crate::export::summary_csv(&summary), "text/csv; charset=utf-8")
+        };
         return warp::http::Response::builder()
             .status(StatusCode::OK)
-            .header("content-type", "text/csv; charset=utf-8")
+            .header("content-type", mime)
             .header("content-disposition", format!("attachment; filename=\"{name}\""))
             .body(body.into())
             .map_err(|e| reject(ApiError::internal(e)));

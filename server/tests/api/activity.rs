@@ -349,6 +349,61 @@ async fn summaries_cut_days_in_the_company_zone(backend: Backend) {
         "{csv}"
     );
 
+    // And as a PDF report: the team's people and totals, readable as text.
+    let res = app
+        .http
+        .get(app.url("/api/admin/summary?period=month&date=2026-10-01&team=Support&format=pdf"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    let pdf = res.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("summary.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", file.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils; scripts/test installs it)");
+    assert!(out.status.success(), "the PDF does not parse");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "WFH Monitor - summary: Team Support",
+        "Month 2026-10",
+        "Europe/Berlin",
+        "ana",
+        "ben",
+        "Team Support, together",
+        "25 h 00",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from the PDF:\n{text}"
+        );
+    }
+    // One person's month: a row per day, the 25-hour day marked.
+    let res = app
+        .http
+        .get(app.url(&format!(
+            "/api/admin/summary?period=month&date=2026-10-01&employee_id={}&format=pdf",
+            a.employee.id
+        )))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    std::fs::write(&file, res.bytes().await.unwrap()).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", file.to_str().unwrap(), "-"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Sun 2026-10-25 (25 h)"), "{text}");
+    assert!(text.contains("Total"), "{text}");
+
     // Mistakes are named.
     for (q, status) in [
         ("period=year", 400),
