@@ -11,11 +11,12 @@
 //! * **Windows**: the focused window through `active-win-pos-rs`. Key
 //!   counting needs a system-wide hook (`WH_KEYBOARD_LL`) and is not built
 //!   yet: buckets carry no key count.
-//! * **macOS**: not built yet (nothing is reported as in front; idle time
-//!   works). `active-win-pos-rs` generates its AppKit bindings with bindgen
-//!   against the macOS SDK, which cannot be type-checked from Linux; the
-//!   plan is `NSWorkspace.frontmostApplication` through `objc2-app-kit`, and
-//!   key counts with the Input Monitoring permission.
+//! * **macOS**: the frontmost application from `NSWorkspace` (through
+//!   `objc2-app-kit`; `active-win-pos-rs` generates its AppKit bindings with
+//!   bindgen against the macOS SDK, which cannot be type-checked from Linux),
+//!   named as the user sees it ("Safari", "Google Chrome"). No window titles
+//!   yet (they need `CGWindowListCopyWindowInfo` and the Screen Recording
+//!   permission) and no key counts (Input Monitoring).
 
 /// The application in front.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +91,20 @@ impl ForegroundSource for OsForeground {
     }
 }
 
-#[cfg(not(any(target_os = "linux", windows)))]
+#[cfg(target_os = "macos")]
+impl ForegroundSource for OsForeground {
+    fn focused(&self) -> Option<Focus> {
+        let app = objc2_app_kit::NSWorkspace::sharedWorkspace().frontmostApplication()?;
+        let name = app.localizedName()?.to_string();
+        let name = name.trim();
+        (!name.is_empty()).then(|| Focus {
+            app: name.to_owned(),
+            title: None,
+        })
+    }
+}
+
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 impl ForegroundSource for OsForeground {
     fn focused(&self) -> Option<Focus> {
         None
