@@ -8,9 +8,11 @@
 //!   are counted from XInput 2 raw key-press events on the root window: every
 //!   press of any keyboard, never which key. Wayland sessions without
 //!   XWayland windows in front give nothing (documented in docs/agent.md).
-//! * **Windows**: the focused window through `active-win-pos-rs`. Key
-//!   counting needs a system-wide hook (`WH_KEYBOARD_LL`) and is not built
-//!   yet: buckets carry no key count.
+//! * **Windows**: the focused window through `active-win-pos-rs`; keys are
+//!   counted by a low-level keyboard hook (`WH_KEYBOARD_LL`) on a thread of
+//!   its own, installed only while the policy counts keys (no permission is
+//!   asked; the hook sees only key-down events, and only their number is
+//!   kept).
 //! * **macOS**: the frontmost application from `NSWorkspace` (through
 //!   `objc2-app-kit`; `active-win-pos-rs` generates its AppKit bindings with
 //!   bindgen against the macOS SDK, which cannot be type-checked from Linux),
@@ -111,16 +113,104 @@ impl ForegroundSource for OsForeground {
     }
 }
 
-/// Start counting with the OS, where it can (Linux/X11); `None` elsewhere.
-/// Counting stops when the counter is dropped.
+/// Start counting with the OS, where it can (Linux/X11, Windows); `None`
+/// elsewhere. Counting stops when the counter is dropped.
 pub fn os_key_counter() -> Option<Box<dyn KeyCounter>> {
     #[cfg(target_os = "linux")]
     {
         x11::RawKeys::start().map(|k| Box::new(k) as Box<dyn KeyCounter>)
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        win::HookKeys::start().map(|k| Box::new(k) as Box<dyn KeyCounter>)
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         None
+    }
+}
+
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod win {
+    //! The one Windows FFI in the agent: a low-level keyboard hook that
+    //! counts key-down events (never which key) on a thread with a message
+    //! loop, as `WH_KEYBOARD_LL` requires.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc;
+
+    use windows_sys::Win32::Foundation::{LPARAM, LRESULT, WPARAM};
+    use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
+    use windows_sys::Win32::System::Threading::GetCurrentThreadId;
+    use windows_sys::Win32::UI::WindowsAndMessaging::{
+        CallNextHookEx, GetMessageW, PostThreadMessageW, SetWindowsHookExW, UnhookWindowsHookEx, MSG,
+        WH_KEYBOARD_LL, WM_KEYDOWN, WM_QUIT, WM_SYSKEYDOWN,
+    };
+
+    use super::KeyCounter;
+
+    /// Key-downs since the process started (one hook at a time).
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+
+    unsafe extern "system" fn on_key(code: i32, wparam: WPARAM, lparam: LPARAM) -> LRESULT {
+        if code >= 0 && matches!(wparam as u32, WM_KEYDOWN | WM_SYSKEYDOWN) {
+            COUNT.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: passes the hook's own arguments on, as the API requires.
+        unsafe { CallNextHookEx(std::ptr::null_mut(), code, wparam, lparam) }
+    }
+
+    pub struct HookKeys {
+        thread: u32,
+        start: u64,
+    }
+
+    impl HookKeys {
+        pub fn start() -> Option<Self> {
+            let (tx, rx) = mpsc::channel();
+            std::thread::Builder::new()
+                .name("wfh-key-count".into())
+                .spawn(move || {
+                    // SAFETY: plain Win32 calls on this thread: the hook
+                    // procedure is a static function, the module handle of
+                    // this executable outlives the hook, and the MSG buffer
+                    // lives on this stack for each GetMessageW call.
+                    unsafe {
+                        let module = GetModuleHandleW(std::ptr::null());
+                        let hook = SetWindowsHookExW(WH_KEYBOARD_LL, Some(on_key), module, 0);
+                        let _ = tx.send((!hook.is_null()).then(|| GetCurrentThreadId()));
+                        if hook.is_null() {
+                            return;
+                        }
+                        let mut msg: MSG = std::mem::zeroed();
+                        while GetMessageW(&mut msg, std::ptr::null_mut(), 0, 0) > 0 {}
+                        UnhookWindowsHookEx(hook);
+                    }
+                })
+                .ok()?;
+            let thread = rx.recv().ok()??;
+            Some(Self {
+                thread,
+                start: COUNT.load(Ordering::Relaxed),
+            })
+        }
+    }
+
+    impl KeyCounter for HookKeys {
+        fn total(&self) -> Option<u64> {
+            Some(COUNT.load(Ordering::Relaxed) - self.start)
+        }
+    }
+
+    impl Drop for HookKeys {
+        fn drop(&mut self) {
+            // SAFETY: asks the hook thread's message loop to end; a thread
+            // id that no longer exists makes the call fail harmlessly.
+            unsafe {
+                PostThreadMessageW(self.thread, WM_QUIT, 0, 0);
+            }
+        }
     }
 }
 
