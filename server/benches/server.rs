@@ -172,6 +172,11 @@ fn noise_png(side: u32) -> Vec<u8> {
     out
 }
 
+/// `LAST_SEEN_SQL` before it dropped its `ORDER BY e.id`, for comparison.
+const ORDERED_LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
+    p.status, p.hostname, p.occurred_at \
+    FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id ORDER BY e.id";
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bin = std::env::var("WFH_SERVER_BIN").expect("WFH_SERVER_BIN: run scripts/bench-server");
@@ -334,6 +339,7 @@ async fn main() {
     println!("heartbeats in the database: {rows}");
     let mut api = Vec::new();
     let mut sql = Vec::new();
+    let mut ordered = Vec::new();
     let mut count = 0;
     for _ in 0..20 {
         let t = Instant::now();
@@ -356,10 +362,17 @@ async fn main() {
             .len();
         sql.push(ms(t.elapsed()));
         assert_eq!(n, count);
+        // The query as it was before 2026-12-01 (ordered by id), interleaved
+        // with the current one so that both see the same machine.
+        let t = Instant::now();
+        sqlx::query(ORDERED_LAST_SEEN_SQL).fetch_all(&mut db).await.unwrap();
+        ordered.push(ms(t.elapsed()));
     }
     println!(
-        "last seen, {count} employees: SQL query median {:.2} ms; GET /api/admin/employees median {:.2} ms",
+        "last seen, {count} employees: SQL query median {:.2} ms (ordered by id, as before: {:.2} ms); \
+         GET /api/admin/employees median {:.2} ms",
         median(sql),
+        median(ordered),
         median(api)
     );
     let mut range = Vec::new();

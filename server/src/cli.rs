@@ -134,7 +134,9 @@ pub async fn run(command: Command, config: Config, out: &mut (dyn Write + Send))
                 "ID", "USERNAME", "ACTIVE", "STATUS"
             )?;
             let interval = crate::policy::heartbeat_interval(&state).await?;
-            for row in state.store.employees_with_presence().await? {
+            let mut rows = state.store.employees_with_presence().await?;
+            rows.sort_by(|a, b| a.who.username.cmp(&b.who.username));
+            for row in rows {
                 let v = crate::db::employee_view(row, now, interval);
                 let status = serde_json::to_value(v.status).unwrap_or_default();
                 writeln!(

@@ -238,13 +238,15 @@ fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, q: &ListQuery, id_col
     .push_bind(i64::from(q.limit));
 }
 
-/// Every employee with the latest heartbeat of any of its devices, by id
-/// (the caller sorts by name: collation-aware sorting in SQL costs more than
-/// the rest of the query). Public so the benchmark times exactly this.
+/// Every employee with the latest heartbeat of any of its devices, in no
+/// order: callers sort by name themselves (collation-aware sorting in SQL
+/// costs more than the rest of the query), and without an order the planner
+/// takes a hash join over two sequential scans instead of a merge join over
+/// two index scans (2.8 against 3.6 ms for 10,000 employees here). Public so
+/// the benchmark times exactly this.
 pub const LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
     p.status, p.hostname, p.occurred_at \
-    FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id \
-    ORDER BY e.id";
+    FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id";
 
 impl PgStore {
     /// The device and receive time of the row stored first under `event_id`
