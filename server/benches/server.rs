@@ -173,7 +173,8 @@ fn noise_png(side: u32) -> Vec<u8> {
 }
 
 /// `LAST_SEEN_SQL` before it dropped its `ORDER BY e.id`, for comparison.
-const ORDERED_LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
+const ORDERED_LAST_SEEN_SQL: &str =
+    "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
     p.status, p.hostname, p.occurred_at \
     FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id ORDER BY e.id";
 
@@ -365,7 +366,10 @@ async fn main() {
         // The query as it was before 2026-12-01 (ordered by id), interleaved
         // with the current one so that both see the same machine.
         let t = Instant::now();
-        sqlx::query(ORDERED_LAST_SEEN_SQL).fetch_all(&mut db).await.unwrap();
+        sqlx::query(ORDERED_LAST_SEEN_SQL)
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
         ordered.push(ms(t.elapsed()));
     }
     println!(
