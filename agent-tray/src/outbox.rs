@@ -496,10 +496,13 @@ impl Outbox {
     pub async fn logs_sent_for(&self, event_ids: &[Uuid]) -> Result<usize> {
         let mut n = 0;
         for id in event_ids {
-            let hit: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sent WHERE event_id = ?")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
+            // A missed slot's report shares the slot's event id: only a sent
+            // log counts as taken.
+            let hit: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM sent WHERE event_id = ? AND kind = 'log'")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
             n += usize::from(hit.is_some());
         }
         Ok(n)
@@ -555,4 +558,49 @@ async fn save_plans_in(tx: &mut sqlx::SqliteConnection, book: &PlanBook) -> Resu
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wfh_protocol::{AgentEvent, MissedReason};
+
+    #[tokio::test]
+    async fn a_missed_slots_report_is_not_a_sent_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("agent.db")).await.unwrap();
+        let now = Utc::now();
+        let (missed, taken) = (Uuid::new_v4(), Uuid::new_v4());
+        let report = Item::Event(AgentEventRequest {
+            username: "ana".into(),
+            hostname: "pc".into(),
+            timestamp: now.fixed_offset(),
+            event_id: missed,
+            event: AgentEvent::LogMissed {
+                day: now.date_naive(),
+                slot: 0,
+                reason: MissedReason::NotRunning,
+                detail: None,
+            },
+        });
+        let log = Item::Log {
+            meta: LogMeta {
+                username: "ana".into(),
+                hostname: "pc".into(),
+                local_ips: vec![],
+                public_ip: None,
+                timestamp: now.fixed_offset(),
+                event_id: taken,
+            },
+            image: b"not decoded here".to_vec(),
+            mime: "image/jpeg".into(),
+        };
+        for item in [report, log] {
+            outbox.enqueue(&item, now).await.unwrap();
+            let q = outbox.next_due(now).await.unwrap().unwrap();
+            outbox.delivered(&q, now, None).await.unwrap();
+        }
+        // Both slots' ids are in the sent log; only one was a screenshot.
+        assert_eq!(outbox.logs_sent_for(&[missed, taken]).await.unwrap(), 1);
+    }
 }
