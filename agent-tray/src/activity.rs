@@ -140,16 +140,11 @@ impl Recorder {
             let until = sample.at.min(prev.at + self.longest_gap());
             while from < until {
                 let start = self.bucket_start(from);
-                if self.bucket.as_ref().is_some_and(|b| b.start != start) {
-                    done.extend(self.close());
-                }
+                self.enter(start, &mut done);
                 let end = (start + self.bucket_len()).min(until);
                 let ms = (end - from).num_milliseconds();
                 let rules = &self.rules;
-                let b = self.bucket.get_or_insert_with(|| Open {
-                    start,
-                    ..Open::default()
-                });
+                let b = self.bucket.as_mut().expect("entered above");
                 b.observed_ms += ms;
                 let idle = prev
                     .idle
@@ -173,18 +168,24 @@ impl Recorder {
         }
         // Keys pressed since the previous sample count where they end.
         if let Some(k) = sample.keys.filter(|_| self.rules.policy.key_counts) {
-            let start = self.bucket_start(sample.at);
-            if self.bucket.as_ref().is_some_and(|b| b.start != start) {
-                done.extend(self.close());
-            }
-            let b = self.bucket.get_or_insert_with(|| Open {
-                start,
-                ..Open::default()
-            });
+            self.enter(self.bucket_start(sample.at), &mut done);
+            let b = self.bucket.as_mut().expect("entered above");
             b.keys = Some(b.keys.unwrap_or(0) + k);
         }
         self.last = Some(sample);
         done
+    }
+
+    /// Make the bucket starting at `start` the open one, closing another
+    /// into `done`.
+    fn enter(&mut self, start: DateTime<Utc>, done: &mut Vec<ActivityRequest>) {
+        if self.bucket.as_ref().is_some_and(|b| b.start != start) {
+            done.extend(self.close());
+        }
+        self.bucket.get_or_insert_with(|| Open {
+            start,
+            ..Open::default()
+        });
     }
 
     /// Hand over the bucket so far (collection stops, or the policy changes).

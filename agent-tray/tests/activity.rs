@@ -8,7 +8,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{enrolled_agent, eventually, server_with_policy, Desktop, Server};
+use support::{enrolled_agent, eventually, server_with_policy, xdotool, Desktop, Server};
 use wfh_protocol::activity::REDACTED;
 use wfh_protocol::admin::ActivityRecord;
 use wfh_protocol::{ActivityPolicy, MonitoringPolicy};
@@ -21,20 +21,6 @@ impl Drop for Window {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn xdotool(desktop: &Desktop, args: &[&str]) -> String {
-    let out = Command::new("xdotool")
-        .args(args)
-        .envs(desktop.env())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "xdotool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Start `cmd` on the desktop and return it with its window id, found by title.

@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{enrolled_agent, server_with_policy, Desktop};
+use support::{enrolled_agent, server_with_policy, xdotool, xdotool_lenient, Desktop};
 use wfh_protocol::{ActivityPolicy, MonitoringPolicy};
 use wfh_server::db::ListQuery;
 
@@ -69,15 +69,6 @@ fn chromium(desktop: &Desktop, profile: &std::path::Path, data_dir: &std::path::
         .expect("chromium (scripts/test installs it)")
 }
 
-fn xdotool(desktop: &Desktop, args: &[&str]) -> String {
-    let out = Command::new("xdotool")
-        .args(args)
-        .envs(desktop.env())
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_records_the_domains_chromium_shows() {
     let desktop = Desktop::start("#204060");
@@ -118,7 +109,7 @@ async fn the_agent_records_the_domains_chromium_shows() {
     // Chromium's window, in front.
     let deadline = Instant::now() + Duration::from_secs(60);
     let window = loop {
-        let id = xdotool(&desktop, &["search", "--onlyvisible", "--class", "chromium"]);
+        let id = xdotool_lenient(&desktop, &["search", "--onlyvisible", "--class", "chromium"]);
         if let Some(id) = id.lines().last() {
             break id.to_owned();
         }

@@ -635,6 +635,32 @@ pub async fn enrolled_agent(
     (dir, agent)
 }
 
+/// Run `xdotool` on `desktop`, which must succeed; its output, trimmed.
+pub fn xdotool(desktop: &Desktop, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .envs(desktop.env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xdotool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `xdotool` where failing is an answer (a search that finds nothing yet):
+/// its output, trimmed.
+pub fn xdotool_lenient(desktop: &Desktop, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .envs(desktop.env())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A server (HTTPS, test CA) whose monitoring policy is `policy`, and its URL.
 pub async fn server_with_policy(dir: &Path, policy: wfh_protocol::MonitoringPolicy) -> (Server, String) {
     let server = Server::start(dir, free_addr()).await;

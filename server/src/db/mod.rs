@@ -465,6 +465,14 @@ pub(crate) fn settle_event(
     }
 }
 
+/// `Ok` when an update touched a row, else `NotFound(what)`.
+pub(crate) fn touched(rows_affected: u64, what: &'static str) -> StoreResult<()> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound(what));
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_json_list<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<Vec<T>> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad stored list: {e}")))
 }

@@ -325,10 +325,7 @@ impl Store for PgStore {
             .bind(active)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("employee"));
-        }
-        Ok(())
+        touched(done.rows_affected(), "employee")
     }
 
     #[tracing::instrument(skip(self))]
@@ -365,10 +362,7 @@ impl Store for PgStore {
             .bind(team)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("employee"));
-        }
-        Ok(())
+        touched(done.rows_affected(), "employee")
     }
 
     async fn add_enrollment_code(

@@ -239,10 +239,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("employee"));
-        }
-        Ok(())
+        touched(done.rows_affected(), "employee")
     }
 
     #[tracing::instrument(skip(self))]
@@ -287,10 +284,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("employee"));
-        }
-        Ok(())
+        touched(done.rows_affected(), "employee")
     }
 
     async fn add_enrollment_code(
