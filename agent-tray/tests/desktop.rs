@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sqlx::Row as _;
 use support::{
-    enrolled_agent, eventually, free_addr, window_from_now, Agent, Desktop, Proxy, ProxyMode, Server,
+    enrolled_agent, eventually, free_addr, window_after, window_from_now, Agent, Desktop, Proxy, ProxyMode,
+    Server,
 };
 use uuid::Uuid;
 use wfh_protocol::AgentEvent;
@@ -318,7 +319,10 @@ async fn an_agent_killed_mid_send_and_restarted_loses_nothing_and_doubles_nothin
     let server = Server::start(server_dir.path(), free_addr()).await;
     let proxy = Proxy::start(server.addr).await;
     let url = format!("https://localhost:{}", proxy.addr.port());
-    let window = window_from_now(30).await;
+    // The logging window opens after the kill rounds: a slot that comes due
+    // while the agent waits on a held answer and is then killed is missed
+    // (honestly reported, not taken late), and this test wants two logs.
+    let (window, opens) = window_after(75, 30).await;
     let extra = format!("heartbeat_interval_secs = 1\n{window}");
     let (_dir, mut agent) = enrolled_agent(&desktop, &url, &server, &extra).await;
 
@@ -351,6 +355,10 @@ async fn an_agent_killed_mid_send_and_restarted_loses_nothing_and_doubles_nothin
         tokio::time::sleep(Duration::from_secs(3 + round)).await;
         agent.kill();
     }
+    assert!(
+        chrono::Utc::now() < opens,
+        "the kill rounds outlasted the 75 s before the logging window"
+    );
     agent.spawn();
     wait_for_logs(&agent, &server, 2).await;
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -28,6 +28,18 @@ async fn latest_status(server: &Server) -> Option<HeartbeatStatus> {
         .map(|h| h.status)
 }
 
+/// A fixed-offset zone (`Etc/GMT…`, from the system's tzdata) where the
+/// local time is now between 11:00 and 13:00.
+fn midday_zone() -> String {
+    use chrono::Timelike as _;
+    let east = 12 - i32::try_from(chrono::Utc::now().hour()).unwrap();
+    // The Etc zones' signs are POSIX's: Etc/GMT-3 is three hours east.
+    match east {
+        0 => "Etc/GMT".to_owned(),
+        e => format!("Etc/GMT{:+}", -e),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_item_is_on_the_session_bus_and_follows_pause_and_resume() {
     let desktop = Desktop::start("#305080");
@@ -36,6 +48,10 @@ async fn the_tray_item_is_on_the_session_bus_and_follows_pause_and_resume() {
     let server = Server::start(server_dir.path(), addr).await;
     let url = format!("https://{addr}");
     let (_dir, mut agent) = enrolled_agent(&desktop, &url, &server, "heartbeat_interval_secs = 1\n").await;
+    // A pause ends at local midnight at the latest, so late in the evening
+    // "For 15 minutes" is rightly greyed out: run the tray where it is
+    // midday, whatever the hour of the test.
+    agent.set_env("TZ", &midday_zone());
     agent.spawn_tray();
 
     let item = eventually("the tray item to register", Duration::from_secs(60), || async {

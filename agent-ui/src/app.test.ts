@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { App } from "./app";
 import type { Api, ConsentView, SentEntry, Snapshot } from "./types";
-import { snapshot } from "./view.test";
+import { snapshot } from "./fixtures";
 
 const consent: ConsentView = {
   consent: { version: "0123456789abcdef", title: "Acme uses WFH Monitor on this computer", sections: [{ heading: "What is collected", items: ["A heartbeat every 5 minutes"] }] },

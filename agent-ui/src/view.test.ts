@@ -1,43 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { SentEntry, Snapshot, Status } from "./types";
+import type { SentEntry } from "./types";
+import { snapshot, status } from "./fixtures";
 import { byDay, connection, describe as describeSent, logsToday, pauseChoices, pauseLeft, startPage } from "./view";
-
-export function status(over: Partial<Status> = {}): Status {
-  return {
-    server: "https://wfh.example.com",
-    employee: "Ana Silva (employee 1, device 1)",
-    token_store: "Secret Service keyring",
-    token_present: true,
-    last_heartbeat: "2026-12-01T09:00:00Z",
-    logs_today_sent: 1,
-    logs_per_day: 2,
-    working_day: true,
-    outbox_waiting: 0,
-    outbox_set_aside: 0,
-    outbox_bytes: 0,
-    paused_until: null,
-    consent_needed: false,
-    consent_version: "abcd",
-    pause_limit_minutes: 10_000,
-    quit_allowed: true,
-    policy_revision: 0,
-    heartbeat_interval_secs: 300,
-    ...over,
-  };
-}
-
-export function snapshot(over: Partial<Snapshot> = {}, st: Partial<Status> = {}): Snapshot {
-  return {
-    state: "monitoring",
-    summary: "Monitoring",
-    status: status(st),
-    delivery: { state: "connected" },
-    engine_error: null,
-    configured_server: null,
-    configured_code: false,
-    ...over,
-  };
-}
 
 describe("startPage", () => {
   it("asks for the server first when none is known", () => {
@@ -75,9 +39,12 @@ describe("status lines", () => {
   });
   it("offers only the pauses the policy allows", () => {
     expect(pauseChoices(null)).toEqual([]);
-    expect(pauseChoices(30).map((c) => c.minutes)).toEqual([15, null]);
-    expect(pauseChoices(30)[1].label).toMatch(/30 min/);
-    expect(pauseChoices(10_000).map((c) => c.label)).toEqual(["For 15 min", "For 1 h", "Until tomorrow"]);
+    const morning = new Date(2026, 11, 1, 10, 0);
+    expect(pauseChoices(30, morning).map((c) => c.minutes)).toEqual([15, null]);
+    expect(pauseChoices(30, morning)[1].label).toBe("For 30 min (the most allowed)");
+    expect(pauseChoices(10_000, morning).map((c) => c.label)).toEqual(["For 15 min", "For 1 h", "Until tomorrow"]);
+    // Ten minutes before midnight, the most allowed outlasts the day.
+    expect(pauseChoices(30, new Date(2026, 11, 1, 23, 50))[1].label).toBe("Until tomorrow");
   });
 });
 

@@ -58,11 +58,11 @@ export function duration(minutes: number): string {
 }
 
 /** Pause choices the policy allows (limit in minutes; null = not allowed). */
-export function pauseChoices(limit: number | null): { label: string; minutes: number | null }[] {
+export function pauseChoices(limit: number | null, now: Date = new Date()): { label: string; minutes: number | null }[] {
   if (limit === null) return [];
   const out: { label: string; minutes: number | null }[] = [];
   for (const m of [15, 60]) if (m <= limit) out.push({ label: `For ${duration(m)}`, minutes: m });
-  out.push({ label: limit < minutesToMidnight(new Date()) - 1 ? `For ${duration(limit)} (the most allowed)` : "Until tomorrow", minutes: null });
+  out.push({ label: limit < minutesToMidnight(now) - 1 ? `For ${duration(limit)} (the most allowed)` : "Until tomorrow", minutes: null });
   return out;
 }
 

@@ -528,6 +528,12 @@ impl Agent {
         self.child = Some(spawn_quiet(&mut self.command(&[]), &log));
     }
 
+    /// Set (or replace) a variable in the agent's environment.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+    }
+
     /// The running agent's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
@@ -672,15 +678,24 @@ pub async fn server_with_policy(dir: &Path, policy: wfh_protocol::MonitoringPoli
 /// A detailed-log window that opens now and closes `secs` later, in UTC
 /// (the agent runs with `TZ=UTC`), as configuration lines; waits out midnight.
 pub async fn window_from_now(secs: i64) -> String {
+    window_after(0, secs).await.0
+}
+
+/// A logging window of `secs` seconds that opens `delay` seconds from now
+/// (within one UTC day: waits for the next day when it would cross
+/// midnight), and when it opens.
+pub async fn window_after(delay: i64, secs: i64) -> (String, chrono::DateTime<chrono::Utc>) {
     loop {
         let now = chrono::Utc::now();
-        let end = now + chrono::Duration::seconds(secs);
+        let start = now + chrono::Duration::seconds(delay);
+        let end = start + chrono::Duration::seconds(secs);
         if end.date_naive() == now.date_naive() {
-            return format!(
+            let config = format!(
                 "working_days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nwindow_start = \"{}\"\nwindow_end = \"{}\"\n",
-                now.format("%H:%M:%S"),
+                start.format("%H:%M:%S"),
                 end.format("%H:%M:%S")
             );
+            return (config, start);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -436,11 +436,14 @@ pub async fn seed_team(app: &TestApp) -> Fixture {
             }
         }
 
-        // The day view checks a full past working day of the first person.
+        // The day view checks a full past working day of the first person,
+        // one her working late (the last two hours) does not reach: just
+        // after her midnight, that is yesterday.
         if n == 0 {
+            let late_from = (now - Duration::hours(2)).with_timezone(&tz).date_naive();
             let day = (1..7)
                 .map(|d| (now - Duration::days(d)).with_timezone(&tz).date_naive())
-                .find(|d| working(*d))
+                .find(|d| working(*d) && *d < late_from)
                 .unwrap();
             let on_day = |t: &DateTime<FixedOffset>| t.date_naive() == day;
             day_fixture = Some(DayFixture {
