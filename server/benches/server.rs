@@ -317,6 +317,24 @@ async fn main() {
             "log uploads ({image_kib} KB PNG), 8 connections, median of {runs}: {rate:.0} uploads/s, \
              p50 {p50:.2} ms, p99 {p99:.2} ms"
         );
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let figure = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "log rows per database commit: {:.1} on average",
+            figure("wfh_log_batch_size_sum") / figure("wfh_log_batch_size_count")
+        );
     }
 
     // Last seen for 10,000 employees with 30 days of heartbeats.

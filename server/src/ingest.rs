@@ -1,19 +1,19 @@
-//! Ingest: validation shared by every event, the group-commit writer for
-//! heartbeats, and the detailed-log pipeline (file first, then row).
+//! Ingest: validation shared by every event, and the pipelines that store
+//! heartbeats and detailed logs.
 //!
-//! Heartbeats are acknowledged only once committed. Many arrive at once, so
-//! each request hands its heartbeat to a writer task and waits; a writer takes
-//! everything queued (up to `MAX_BATCH`) and stores it in one commit. With
-//! several writers (`heartbeat_writers`, default 3, measured best on two
-//! cores: see docs/benchmarks.md) one batch commits while the next ones
-//! fill. Nothing waits on a timer.
+//! Heartbeats and log rows are acknowledged only once committed. Many arrive
+//! at once, so each request hands its row to a [`GroupCommit`] and waits; a
+//! writer takes everything queued and stores it in one commit. With several
+//! writers (`heartbeat_writers`, default 2, measured best on two cores: see
+//! docs/benchmarks.md) one batch commits while the next ones fill. Nothing
+//! waits on a timer. A detailed log's screenshot is on disk (written and
+//! fsynced by [`Screenshots::write`]) before its row joins a batch.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, FixedOffset, SubsecRound as _, Utc};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use wfh_protocol::{
@@ -26,121 +26,70 @@ use crate::db::{
     screenshot_url, LogInsert, NewActivity, NewAgentEvent, NewConsent, NewHeartbeat, NewLog, Store,
 };
 use crate::error::ApiError;
+use crate::group_commit::{GroupCommit, Refused};
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::screenshots::{self, Screenshots};
 use crate::state::AppState;
 
 pub const MAX_BATCH: usize = 2048;
 const QUEUE: usize = 16_384;
+/// Log rows per commit: uploads are a few hundred a second at most, and a
+/// batch's statement is prepared once per size.
+const MAX_LOG_BATCH: usize = 64;
+/// Writers for log rows: one commits while the next batch fills.
+const LOG_WRITERS: usize = 2;
 const MAX_NAME_LEN: usize = 256;
 const MAX_LOCAL_IPS: usize = 64;
 
-type Reply = oneshot::Sender<Result<EventAccepted, Arc<crate::db::StoreError>>>;
+/// Stores heartbeats in shared commits.
+pub type HeartbeatWriter = GroupCommit<NewHeartbeat, EventAccepted>;
+/// Stores detailed-log rows in shared commits.
+pub type LogWriter = GroupCommit<NewLog, LogInsert>;
 
-/// Handle to the heartbeat writers. [`HeartbeatWriter::close`] (or dropping
-/// every handle) lets them store what is queued and stop.
-#[derive(Debug, Clone)]
-pub struct HeartbeatWriter {
-    tx: mpsc::Sender<(NewHeartbeat, Reply)>,
-    stop: Arc<watch::Sender<bool>>,
-}
-
-impl HeartbeatWriter {
-    pub fn spawn(
-        store: Arc<dyn Store>,
-        metrics: Arc<Metrics>,
-        writers: usize,
-    ) -> (Self, Vec<JoinHandle<()>>) {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
-        let (stop, stopped) = watch::channel(false);
-        let tasks = (0..writers.max(1))
-            .map(|_| {
-                tokio::spawn(write_batches(
-                    rx.clone(),
-                    stopped.clone(),
-                    store.clone(),
-                    metrics.clone(),
-                ))
-            })
-            .collect();
-        (
-            Self {
-                tx,
-                stop: Arc::new(stop),
-            },
-            tasks,
-        )
-    }
-
-    /// Refuse new heartbeats (503); the writers store what is queued, then end.
-    pub fn close(&self) {
-        let _ = self.stop.send(true);
-    }
-
-    pub async fn submit(&self, hb: NewHeartbeat) -> Result<EventAccepted, ApiError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((hb, reply))
-            .await
-            .map_err(|_| ApiError::Unavailable)?;
-        match answer.await.map_err(|_| ApiError::Unavailable)? {
-            Ok(accepted) => Ok(accepted),
-            Err(e) => Err(ApiError::internal(std::io::Error::other(format!(
-                "storing heartbeats: {e}"
-            )))),
-        }
-    }
-}
-
-async fn write_batches(
-    rx: Arc<Mutex<mpsc::Receiver<(NewHeartbeat, Reply)>>>,
-    mut stop: watch::Receiver<bool>,
+/// Start the heartbeat writers.
+pub fn heartbeat_writer(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    loop {
-        {
-            let mut rx = rx.lock().await;
-            let received = tokio::select! {
-                n = rx.recv_many(&mut jobs, MAX_BATCH) => n,
-                () = stopped(&mut stop) => {
-                    rx.close();
-                    rx.recv_many(&mut jobs, MAX_BATCH).await
-                }
-            };
-            if received == 0 {
-                return;
+    writers: usize,
+) -> (HeartbeatWriter, Vec<JoinHandle<()>>) {
+    let store_batch = Arc::new(move |batch: Arc<[NewHeartbeat]>| {
+        let (store, metrics) = (store.clone(), metrics.clone());
+        Box::pin(async move {
+            metrics.heartbeat_batch_size.observe(batch.len() as f64);
+            let answers = store.insert_heartbeats(&batch).await?;
+            for (hb, answer) in batch.iter().zip(&answers) {
+                let outcome = if answer.received_at == hb.received_at {
+                    "stored"
+                } else {
+                    "duplicate"
+                };
+                metrics.heartbeats.get_or_create(&OutcomeLabel { outcome }).inc();
             }
-        }
-        let (batch, replies): (Vec<_>, Vec<_>) = jobs.drain(..).unzip();
-        metrics.heartbeat_batch_size.observe(batch.len() as f64);
-        match store.insert_heartbeats(&batch).await {
-            Ok(answers) => {
-                for ((hb, answer), reply) in batch.iter().zip(answers).zip(replies) {
-                    let outcome = if answer.received_at == hb.received_at {
-                        "stored"
-                    } else {
-                        "duplicate"
-                    };
-                    metrics.heartbeats.get_or_create(&OutcomeLabel { outcome }).inc();
-                    let _ = reply.send(Ok(answer));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, batch = batch.len(), "storing a heartbeat batch failed");
-                let e = Arc::new(e);
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
+            Ok(answers)
+        }) as _
+    });
+    GroupCommit::spawn("heartbeats", writers, MAX_BATCH, QUEUE, store_batch)
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await.map(drop);
+/// Start the log-row writers.
+pub fn log_writer(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> (LogWriter, Vec<JoinHandle<()>>) {
+    let store_batch = Arc::new(move |batch: Arc<[NewLog]>| {
+        let (store, metrics) = (store.clone(), metrics.clone());
+        Box::pin(async move {
+            metrics.log_batch_size.observe(batch.len() as f64);
+            store.insert_logs(&batch).await
+        }) as _
+    });
+    GroupCommit::spawn("detailed logs", LOG_WRITERS, MAX_LOG_BATCH, QUEUE, store_batch)
+}
+
+impl From<Refused> for ApiError {
+    fn from(e: Refused) -> Self {
+        match e {
+            Refused::Stopped => ApiError::Unavailable,
+            e @ Refused::Store { .. } => ApiError::internal(std::io::Error::other(e.to_string())),
+        }
+    }
 }
 
 pub(crate) fn check_name(field: &'static str, value: &str) -> Result<(), ApiError> {
@@ -207,6 +156,7 @@ pub async fn heartbeat(
             received_at: micros(state.clock.now()),
         })
         .await
+        .map_err(Into::into)
 }
 
 const MAX_DETAIL_LEN: usize = 2048;
@@ -347,14 +297,6 @@ pub async fn log(
             format!("more than {MAX_LOCAL_IPS} addresses"),
         ));
     }
-    if let Some(first) = state.store.log_by_event(meta.event_id).await? {
-        state
-            .metrics
-            .logs
-            .get_or_create(&OutcomeLabel { outcome: "duplicate" })
-            .inc();
-        return same_device(first, device);
-    }
     let inspected =
         screenshots::inspect(&image).map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
     let id = Uuid::new_v4();
@@ -387,32 +329,30 @@ pub async fn log(
         .write(&path, image)
         .await
         .map_err(ApiError::internal)?;
+    // A retry of a stored log is found here, not before: retries are rare,
+    // and asking first would cost every upload a query.
     let inserted = state
-        .store
-        .insert_log(&NewLog {
+        .logs
+        .submit(NewLog {
             record,
             screenshot_path: path.clone(),
         })
         .await;
-    match inserted {
-        Ok(LogInsert::Stored(r)) => {
-            state
-                .metrics
-                .logs
-                .get_or_create(&OutcomeLabel { outcome: "stored" })
-                .inc();
-            Ok(r)
-        }
+    let outcome = match inserted {
+        Ok(LogInsert::Stored(r)) => Ok(("stored", r)),
         Ok(LogInsert::Duplicate(first)) => {
-            // A concurrent retry won the race: keep its file, drop ours.
+            // A retry: keep the first file, drop ours.
             let _ = state.screenshots.remove(&path).await;
-            same_device(first, device)
+            same_device(first, device).map(|r| ("duplicate", r))
         }
         Err(e) => {
             let _ = state.screenshots.remove(&path).await;
             Err(e.into())
         }
-    }
+    };
+    let (outcome, record) = outcome?;
+    state.metrics.logs.get_or_create(&OutcomeLabel { outcome }).inc();
+    Ok(record)
 }
 
 fn same_device(first: LogRecord, device: &Device) -> Result<LogRecord, ApiError> {

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod export;
 pub mod geoip;
+pub mod group_commit;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;

@@ -36,6 +36,7 @@ pub struct Metrics {
     pub heartbeats: Family<OutcomeLabel, Counter>,
     pub logs: Family<OutcomeLabel, Counter>,
     pub heartbeat_batch_size: Histogram,
+    pub log_batch_size: Histogram,
     pub retention_deleted: Family<KindLabel, Counter>,
 }
 
@@ -49,6 +50,7 @@ impl Default for Metrics {
         let heartbeats = Family::<OutcomeLabel, Counter>::default();
         let logs = Family::<OutcomeLabel, Counter>::default();
         let heartbeat_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let log_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 7));
         let retention_deleted = Family::<KindLabel, Counter>::default();
         registry.register(
             "http_requests",
@@ -76,6 +78,11 @@ impl Default for Metrics {
             heartbeat_batch_size.clone(),
         );
         registry.register(
+            "log_batch_size",
+            "Detailed-log rows stored per database commit",
+            log_batch_size.clone(),
+        );
+        registry.register(
             "retention_deleted",
             "Items removed by retention",
             retention_deleted.clone(),
@@ -87,6 +94,7 @@ impl Default for Metrics {
             heartbeats,
             logs,
             heartbeat_batch_size,
+            log_batch_size,
             retention_deleted,
         }
     }

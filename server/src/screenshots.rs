@@ -2,12 +2,18 @@
 //! server, written atomically (temporary file, fsync, rename, fsync of the
 //! directory) before the database row commits, orphans swept later.
 //!
+//! Uploads that land in the same folder at the same time share its fsync
+//! ([`DirSync`]): a rename is durable once an fsync of its folder that began
+//! after the rename has returned, so one fsync covers every rename before it.
+//!
 //! Layout: `<root>/YYYY/MM/DD/<log id>.<ext>`, dated by the server's receive
 //! time, so a day's files sit together and retention empties whole folders.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -77,13 +83,17 @@ pub struct SweepReport {
 #[derive(Debug, Clone)]
 pub struct Screenshots {
     root: PathBuf,
+    dir_sync: Arc<DirSync>,
 }
 
 impl Screenshots {
     pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            dir_sync: Arc::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -107,7 +117,8 @@ impl Screenshots {
         let path = self
             .resolve(relative)
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad screenshot path"))?;
-        tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
+        let dir_sync = self.dir_sync.clone();
+        tokio::task::spawn_blocking(move || write_durably(&path, &bytes, &dir_sync))
             .await
             .map_err(std::io::Error::other)?
     }
@@ -143,10 +154,11 @@ impl Screenshots {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let dir_sync = self.dir_sync.clone();
         tokio::task::spawn_blocking(move || {
             let original = std::fs::read(&source)?;
             let bytes = make_thumbnail(&original)?;
-            write_durably(&thumb, &bytes)?;
+            write_durably(&thumb, &bytes, &dir_sync)?;
             Ok(bytes)
         })
         .await
@@ -227,7 +239,7 @@ pub fn make_thumbnail(original: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_durably(path: &Path, bytes: &[u8], dir_sync: &DirSync) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no parent"))?;
@@ -236,7 +248,84 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    dir_sync.sync(dir)
+}
+
+/// Group fsync of folders: callers that renamed a file into a folder wait
+/// for one fsync of it that began after their rename, and one caller runs
+/// it for all who are waiting (blocking; call from blocking threads).
+#[derive(Debug, Default)]
+pub struct DirSync {
+    folders: Mutex<HashMap<PathBuf, Arc<FolderSync>>>,
+    fsyncs: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct FolderSync {
+    state: Mutex<FolderState>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FolderState {
+    /// Tickets handed out: one per rename to make durable.
+    issued: u64,
+    /// Every ticket up to this one is durable.
+    synced: u64,
+    /// Failed fsyncs so far: a waiter that sees one fail fails too.
+    failures: u64,
+    running: bool,
+}
+
+impl DirSync {
+    /// Make every rename into `dir` done before this call durable.
+    pub fn sync(&self, dir: &Path) -> std::io::Result<()> {
+        self.sync_with(dir, |dir| std::fs::File::open(dir)?.sync_all())
+    }
+
+    /// [`DirSync::sync`] with the fsync given (tests slow it down or fail it).
+    fn sync_with(&self, dir: &Path, fsync: impl Fn(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
+        let folder = {
+            let mut folders = self.folders.lock().unwrap_or_else(PoisonError::into_inner);
+            // Forget folders nobody is syncing (yesterday's, mostly).
+            folders.retain(|_, f| Arc::strong_count(f) > 1);
+            folders.entry(dir.to_path_buf()).or_default().clone()
+        };
+        let mut state = folder.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.issued += 1;
+        let (ticket, failures) = (state.issued, state.failures);
+        loop {
+            if state.failures != failures {
+                return Err(std::io::Error::other("fsync of the screenshot folder failed"));
+            }
+            if state.synced >= ticket {
+                return Ok(());
+            }
+            if state.running {
+                state = folder.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Run one fsync for every ticket handed out so far.
+            state.running = true;
+            let covers = state.issued;
+            drop(state);
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            let result = fsync(dir);
+            state = folder.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.running = false;
+            match &result {
+                Ok(()) => state.synced = state.synced.max(covers),
+                Err(_) => state.failures += 1,
+            }
+            folder.done.notify_all();
+            result?;
+        }
+    }
+
+    /// Folder fsyncs run so far.
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
 }
 
 /// `<root>/YYYY/MM/DD` folders.
@@ -305,6 +394,7 @@ mod tests {
     fn resolve_refuses_escapes() {
         let s = Screenshots {
             root: PathBuf::from("/srv/shots"),
+            dir_sync: Arc::default(),
         };
         assert_eq!(
             s.resolve("2026/01/02/a.png"),
@@ -367,5 +457,77 @@ mod tests {
         assert_eq!(names.len(), 1);
         assert!(s.remove(&rel).await.unwrap());
         assert!(!s.remove(&rel).await.unwrap());
+    }
+
+    /// A slow fsync that records when it ran.
+    fn slow_fsync<'a>(
+        runs: &'a Mutex<Vec<(std::time::Instant, std::time::Instant)>>,
+        fail: &'a std::sync::atomic::AtomicBool,
+    ) -> impl Fn(&Path) -> std::io::Result<()> + 'a {
+        move |_| {
+            let start = std::time::Instant::now();
+            std::thread::sleep(Duration::from_millis(200));
+            runs.lock().unwrap().push((start, std::time::Instant::now()));
+            if fail.swap(false, Ordering::SeqCst) {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            Ok(())
+        }
+    }
+
+    /// Run `f` on `n` threads started 2 ms apart; their answers in order.
+    fn staggered<T: Send>(n: u64, f: impl Fn() -> T + Sync) -> Vec<T> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let f = &f;
+                    s.spawn(move || {
+                        std::thread::sleep(Duration::from_millis(i * 2));
+                        f()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn renames_at_the_same_time_share_a_folder_fsync_that_began_after_each() {
+        let sync = DirSync::default();
+        let runs = Mutex::new(Vec::new());
+        let fail = std::sync::atomic::AtomicBool::new(false);
+        let calls = staggered(8, || {
+            let called = std::time::Instant::now();
+            sync.sync_with(Path::new("/shots/2026/12/01"), slow_fsync(&runs, &fail))
+                .unwrap();
+            (called, std::time::Instant::now())
+        });
+        let runs = runs.into_inner().unwrap();
+        // Each call returned only after an fsync that started after it was made.
+        for (called, returned) in &calls {
+            assert!(
+                runs.iter().any(|(start, end)| start >= called && end <= returned),
+                "a call returned without an fsync of its own"
+            );
+        }
+        // The first ran alone; the seven behind it shared (about) one.
+        assert!(runs.len() <= 4, "{} fsyncs for 8 renames", runs.len());
+        assert_eq!(sync.folders.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_folder_fsync_fails_everyone_it_covered_and_the_next_call_tries_again() {
+        let sync = DirSync::default();
+        let runs = Mutex::new(Vec::new());
+        let fail = std::sync::atomic::AtomicBool::new(true);
+        let results = staggered(4, || {
+            sync.sync_with(Path::new("/shots"), slow_fsync(&runs, &fail))
+                .is_ok()
+        });
+        // The first fsync failed: all who waited on it fail (the first too).
+        assert_eq!(results, vec![false; 4]);
+        assert!(sync
+            .sync_with(Path::new("/shots"), slow_fsync(&runs, &fail))
+            .is_ok());
     }
 }

@@ -23,7 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db;
 use crate::geoip::GeoIp;
-use crate::ingest::HeartbeatWriter;
+use crate::ingest;
 use crate::metrics::Metrics;
 use crate::routes::{self, PeerAddr};
 use crate::screenshots::Screenshots;
@@ -80,8 +80,10 @@ pub async fn build_state(
         None => GeoIp::disabled(),
     };
     let metrics = Arc::new(Metrics::default());
-    let (heartbeats, writers) =
-        HeartbeatWriter::spawn(store.clone(), metrics.clone(), config.heartbeat_writers);
+    let (heartbeats, mut writers) =
+        ingest::heartbeat_writer(store.clone(), metrics.clone(), config.heartbeat_writers);
+    let (logs, log_writers) = ingest::log_writer(store.clone(), metrics.clone());
+    writers.extend(log_writers);
     let revision = store.policy().await?.map_or(0, |(r, _)| r);
     let state = AppState::new(Shared {
         policy_revision: std::sync::atomic::AtomicI64::new(revision),
@@ -89,6 +91,7 @@ pub async fn build_state(
         config: Arc::new(config),
         store,
         heartbeats,
+        logs,
         screenshots,
         geoip: Arc::new(geoip),
         clock,
@@ -131,7 +134,7 @@ impl Application {
     }
 
     /// Serve until `shutdown` resolves; then finish requests in flight (up to
-    /// `shutdown_timeout_secs`) and let the heartbeat writers drain.
+    /// `shutdown_timeout_secs`) and let the heartbeat and log writers drain.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let Self {
             listener,
@@ -206,6 +209,7 @@ impl Application {
         let mut scheduler = scheduler;
         let _ = scheduler.shutdown().await;
         state.heartbeats.close();
+        state.logs.close();
         for writer in writers {
             let _ = tokio::time::timeout(limit, writer).await;
         }

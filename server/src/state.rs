@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Store;
 use crate::geoip::GeoIp;
-use crate::ingest::HeartbeatWriter;
+use crate::ingest::{HeartbeatWriter, LogWriter};
 use crate::metrics::Metrics;
 use crate::screenshots::Screenshots;
 
@@ -39,6 +39,7 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub auth: Arc<Authenticator>,
     pub heartbeats: HeartbeatWriter,
+    pub logs: LogWriter,
     pub screenshots: Screenshots,
     pub geoip: Arc<GeoIp>,
     pub clock: Arc<dyn Clock>,

@@ -262,7 +262,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn heartbeats(&self, q: &ListQuery) -> StoreResult<Vec<HeartbeatRecord>>;
 
     async fn log_by_event(&self, event_id: Uuid) -> StoreResult<Option<LogRecord>>;
-    async fn insert_log(&self, log: &NewLog) -> StoreResult<LogInsert>;
+    /// Store a batch in one commit. Answers per input, in order; a log whose
+    /// event is already stored answers with the first delivery.
+    async fn insert_logs(&self, batch: &[NewLog]) -> StoreResult<Vec<LogInsert>>;
     async fn logs(&self, q: &ListQuery) -> StoreResult<Vec<LogRecord>>;
     /// A log and its screenshot path.
     async fn log(&self, id: Uuid) -> StoreResult<Option<(LogRecord, String)>>;
@@ -338,6 +340,12 @@ pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
     store.migrate().await?;
     Ok(store)
 }
+
+/// The columns a new log row fills, in the order both engines bind them.
+pub(crate) const LOG_INSERT_COLUMNS: &str = "id, event_id, employee_id, device_id, username, hostname, \
+    local_ips, reported_public_ip, observed_ip, city, region, country, country_code, latitude, longitude, \
+    accuracy_radius_km, screenshot_path, image_format, image_bytes, image_width, image_height, image_sha256, \
+    occurred_at, utc_offset_secs, received_at";
 
 pub(crate) fn screenshot_url(id: Uuid) -> String {
     format!("/api/admin/logs/{id}/screenshot")
@@ -466,6 +474,29 @@ pub(crate) fn settle_event(
 }
 
 /// `Ok` when an update touched a row, else `NotFound(what)`.
+/// The answers to a batch of logs of which the rows with ids in `stored`
+/// were inserted; the others' events were stored before.
+pub(crate) async fn log_answers<S: Store + ?Sized>(
+    store: &S,
+    batch: &[NewLog],
+    stored: &std::collections::HashSet<Uuid>,
+) -> StoreResult<Vec<LogInsert>> {
+    let mut answers = Vec::with_capacity(batch.len());
+    for log in batch {
+        let r = &log.record;
+        answers.push(if stored.contains(&r.id) {
+            LogInsert::Stored(r.clone())
+        } else {
+            let first = store
+                .log_by_event(r.event_id)
+                .await?
+                .ok_or(StoreError::NotFound("log"))?;
+            LogInsert::Duplicate(first)
+        });
+    }
+    Ok(answers)
+}
+
 pub(crate) fn touched(rows_affected: u64, what: &'static str) -> StoreResult<()> {
     if rows_affected == 0 {
         return Err(StoreError::NotFound(what));

@@ -1,6 +1,6 @@
 //! PostgreSQL storage: the production engine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, Utc};
@@ -588,63 +588,47 @@ impl Store for PgStore {
         row.as_ref().map(log_record).transpose()
     }
 
-    #[tracing::instrument(skip_all, fields(event_id = %log.record.event_id))]
-    async fn insert_log(&self, log: &NewLog) -> StoreResult<LogInsert> {
-        let r = &log.record;
-        let loc = r.location.clone().unwrap_or(wfh_protocol::Location {
-            city: None,
-            region: None,
-            country: None,
-            country_code: None,
-            latitude: None,
-            longitude: None,
-            accuracy_radius_km: None,
+    #[tracing::instrument(skip_all, fields(batch = batch.len()))]
+    async fn insert_logs(&self, batch: &[NewLog]) -> StoreResult<Vec<LogInsert>> {
+        let mut qb = QueryBuilder::new(format!("INSERT INTO employee_logs ({LOG_INSERT_COLUMNS}) "));
+        qb.push_values(batch, |mut row, log| {
+            let r = &log.record;
+            let loc = r.location.as_ref();
+            let local_ips: Vec<String> = r.local_ips.iter().map(ToString::to_string).collect();
+            row.push_bind(r.id)
+                .push_bind(r.event_id)
+                .push_bind(r.employee_id)
+                .push_bind(r.device_id)
+                .push_bind(&r.username)
+                .push_bind(&r.hostname)
+                .push_bind(local_ips)
+                .push_bind(r.reported_public_ip.map(|ip| ip.to_string()))
+                .push_bind(r.observed_ip.to_string())
+                .push_bind(loc.and_then(|l| l.city.clone()))
+                .push_bind(loc.and_then(|l| l.region.clone()))
+                .push_bind(loc.and_then(|l| l.country.clone()))
+                .push_bind(loc.and_then(|l| l.country_code.clone()))
+                .push_bind(loc.and_then(|l| l.latitude))
+                .push_bind(loc.and_then(|l| l.longitude))
+                .push_bind(loc.and_then(|l| l.accuracy_radius_km).map(i32::from))
+                .push_bind(&log.screenshot_path)
+                .push_bind(r.image.format.as_str())
+                .push_bind(i64::try_from(r.image.bytes).unwrap_or(i64::MAX))
+                .push_bind(i32::try_from(r.image.width).unwrap_or(i32::MAX))
+                .push_bind(i32::try_from(r.image.height).unwrap_or(i32::MAX))
+                .push_bind(&r.image.sha256)
+                .push_bind(r.timestamp.with_timezone(&Utc))
+                .push_bind(r.timestamp.offset().local_minus_utc())
+                .push_bind(r.received_at);
         });
-        let local_ips: Vec<String> = r.local_ips.iter().map(ToString::to_string).collect();
-        let done = sqlx::query(
-            "INSERT INTO employee_logs (id, event_id, employee_id, device_id, username, hostname, local_ips, \
-                 reported_public_ip, observed_ip, city, region, country, country_code, latitude, longitude, \
-                 accuracy_radius_km, screenshot_path, image_format, image_bytes, image_width, image_height, \
-                 image_sha256, occurred_at, utc_offset_secs, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                 $20, $21, $22, $23, $24, $25) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(r.id)
-        .bind(r.event_id)
-        .bind(r.employee_id)
-        .bind(r.device_id)
-        .bind(&r.username)
-        .bind(&r.hostname)
-        .bind(&local_ips)
-        .bind(r.reported_public_ip.map(|ip| ip.to_string()))
-        .bind(r.observed_ip.to_string())
-        .bind(loc.city)
-        .bind(loc.region)
-        .bind(loc.country)
-        .bind(loc.country_code)
-        .bind(loc.latitude)
-        .bind(loc.longitude)
-        .bind(loc.accuracy_radius_km.map(i32::from))
-        .bind(&log.screenshot_path)
-        .bind(r.image.format.as_str())
-        .bind(i64::try_from(r.image.bytes).unwrap_or(i64::MAX))
-        .bind(i32::try_from(r.image.width).unwrap_or(i32::MAX))
-        .bind(i32::try_from(r.image.height).unwrap_or(i32::MAX))
-        .bind(&r.image.sha256)
-        .bind(r.timestamp.with_timezone(&Utc))
-        .bind(r.timestamp.offset().local_minus_utc())
-        .bind(r.received_at)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(LogInsert::Stored(r.clone()));
-        }
-        let first = self
-            .log_by_event(r.event_id)
+        qb.push(" ON CONFLICT (event_id) DO NOTHING RETURNING id");
+        let stored: HashSet<Uuid> = qb
+            .build_query_scalar()
+            .fetch_all(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound("log"))?;
-        Ok(LogInsert::Duplicate(first))
+            .into_iter()
+            .collect();
+        log_answers(self, batch, &stored).await
     }
 
     async fn logs(&self, q: &ListQuery) -> StoreResult<Vec<LogRecord>> {

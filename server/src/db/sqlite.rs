@@ -4,7 +4,7 @@
 //! UUIDs as 16-byte blobs, lists as JSON text. Write transactions start with
 //! `BEGIN IMMEDIATE` so concurrent writers queue instead of failing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -556,54 +556,53 @@ impl Store for SqliteStore {
         row.as_ref().map(log_record).transpose()
     }
 
-    #[tracing::instrument(skip_all, fields(event_id = %log.record.event_id))]
-    async fn insert_log(&self, log: &NewLog) -> StoreResult<LogInsert> {
-        let r = &log.record;
-        let loc = r.location.as_ref();
-        let local_ips: Vec<String> = r.local_ips.iter().map(ToString::to_string).collect();
-        let done = sqlx::query(
-            "INSERT INTO employee_logs (id, event_id, employee_id, device_id, username, hostname, local_ips, \
-                 reported_public_ip, observed_ip, city, region, country, country_code, latitude, longitude, \
-                 accuracy_radius_km, screenshot_path, image_format, image_bytes, image_width, image_height, \
-                 image_sha256, occurred_at, utc_offset_secs, received_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(r.id)
-        .bind(r.event_id)
-        .bind(r.employee_id)
-        .bind(r.device_id)
-        .bind(&r.username)
-        .bind(&r.hostname)
-        .bind(serde_json::to_string(&local_ips).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(r.reported_public_ip.map(|ip| ip.to_string()))
-        .bind(r.observed_ip.to_string())
-        .bind(loc.and_then(|l| l.city.clone()))
-        .bind(loc.and_then(|l| l.region.clone()))
-        .bind(loc.and_then(|l| l.country.clone()))
-        .bind(loc.and_then(|l| l.country_code.clone()))
-        .bind(loc.and_then(|l| l.latitude))
-        .bind(loc.and_then(|l| l.longitude))
-        .bind(loc.and_then(|l| l.accuracy_radius_km).map(i32::from))
-        .bind(&log.screenshot_path)
-        .bind(r.image.format.as_str())
-        .bind(i64::try_from(r.image.bytes).unwrap_or(i64::MAX))
-        .bind(i32::try_from(r.image.width).unwrap_or(i32::MAX))
-        .bind(i32::try_from(r.image.height).unwrap_or(i32::MAX))
-        .bind(&r.image.sha256)
-        .bind(micros(r.timestamp.with_timezone(&Utc)))
-        .bind(r.timestamp.offset().local_minus_utc())
-        .bind(micros(r.received_at))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(LogInsert::Stored(r.clone()));
-        }
-        let first = self
-            .log_by_event(r.event_id)
+    #[tracing::instrument(skip_all, fields(batch = batch.len()))]
+    async fn insert_logs(&self, batch: &[NewLog]) -> StoreResult<Vec<LogInsert>> {
+        let local_ips = batch
+            .iter()
+            .map(|log| {
+                let ips: Vec<String> = log.record.local_ips.iter().map(ToString::to_string).collect();
+                serde_json::to_string(&ips).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut qb = QueryBuilder::new(format!("INSERT INTO employee_logs ({LOG_INSERT_COLUMNS}) "));
+        qb.push_values(batch.iter().zip(local_ips), |mut row, (log, local_ips)| {
+            let r = &log.record;
+            let loc = r.location.as_ref();
+            row.push_bind(r.id)
+                .push_bind(r.event_id)
+                .push_bind(r.employee_id)
+                .push_bind(r.device_id)
+                .push_bind(&r.username)
+                .push_bind(&r.hostname)
+                .push_bind(local_ips)
+                .push_bind(r.reported_public_ip.map(|ip| ip.to_string()))
+                .push_bind(r.observed_ip.to_string())
+                .push_bind(loc.and_then(|l| l.city.clone()))
+                .push_bind(loc.and_then(|l| l.region.clone()))
+                .push_bind(loc.and_then(|l| l.country.clone()))
+                .push_bind(loc.and_then(|l| l.country_code.clone()))
+                .push_bind(loc.and_then(|l| l.latitude))
+                .push_bind(loc.and_then(|l| l.longitude))
+                .push_bind(loc.and_then(|l| l.accuracy_radius_km).map(i32::from))
+                .push_bind(&log.screenshot_path)
+                .push_bind(r.image.format.as_str())
+                .push_bind(i64::try_from(r.image.bytes).unwrap_or(i64::MAX))
+                .push_bind(i32::try_from(r.image.width).unwrap_or(i32::MAX))
+                .push_bind(i32::try_from(r.image.height).unwrap_or(i32::MAX))
+                .push_bind(&r.image.sha256)
+                .push_bind(micros(r.timestamp.with_timezone(&Utc)))
+                .push_bind(r.timestamp.offset().local_minus_utc())
+                .push_bind(micros(r.received_at));
+        });
+        qb.push(" ON CONFLICT (event_id) DO NOTHING RETURNING id");
+        let stored: HashSet<Uuid> = qb
+            .build_query_scalar()
+            .fetch_all(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound("log"))?;
-        Ok(LogInsert::Duplicate(first))
+            .into_iter()
+            .collect();
+        log_answers(self, batch, &stored).await
     }
 
     async fn logs(&self, q: &ListQuery) -> StoreResult<Vec<LogRecord>> {

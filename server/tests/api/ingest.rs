@@ -129,6 +129,28 @@ async fn retried_log_is_stored_once(backend: Backend) {
     assert_eq!(app.screenshot_files().len(), 1);
 }
 
+async fn concurrent_log_uploads_each_get_their_own_answer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (token, _) = app.enrolled("eli").await;
+    // 16 different logs (each picture a different size), every one sent
+    // twice, all at once (rows queued together share a commit).
+    let logs: Vec<_> = (0..16u32).map(|i| (app.log_meta("eli"), 20 + i)).collect();
+    let sends = logs
+        .iter()
+        .chain(logs.iter())
+        .map(|(meta, side)| app.client.log(&token, meta, png(*side, *side), "image/png"));
+    let answers = futures_util::future::join_all(sends).await;
+    let answers: Vec<_> = answers.into_iter().map(Result::unwrap).collect();
+    let (first, second) = answers.split_at(16);
+    for (((meta, side), a), b) in logs.iter().zip(first).zip(second) {
+        assert_eq!(a, b, "both deliveries answer with the one stored record");
+        assert_eq!(a.event_id, meta.event_id);
+        assert_eq!((a.image.width, a.image.height), (*side, *side));
+    }
+    assert_eq!(app.count("logs").await, 16);
+    assert_eq!(app.screenshot_files().len(), 16);
+}
+
 async fn location_comes_from_the_forwarded_ip_of_a_trusted_proxy(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
         c.geoip_db = Some(geoip_test_db());
@@ -239,6 +261,7 @@ on_both_backends!(
     retried_heartbeat_is_stored_once,
     concurrent_first_deliveries_are_each_stored_once,
     retried_log_is_stored_once,
+    concurrent_log_uploads_each_get_their_own_answer,
     location_comes_from_the_forwarded_ip_of_a_trusted_proxy,
     forwarded_for_from_an_untrusted_peer_is_ignored,
 );
