@@ -331,10 +331,10 @@ async fn main() {
                 .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
                 .unwrap_or(f64::NAN)
         };
-        println!(
-            "log rows per database commit: {:.1} on average",
-            figure("wfh_log_batch_size_sum") / figure("wfh_log_batch_size_count")
-        );
+        let per_commit = figure("wfh_log_batch_size_sum") / figure("wfh_log_batch_size_count");
+        if per_commit.is_finite() {
+            println!("log rows per database commit: {per_commit:.1} on average");
+        }
     }
 
     // Last seen for 10,000 employees with 30 days of heartbeats.
