@@ -172,11 +172,21 @@ fn noise_png(side: u32) -> Vec<u8> {
     out
 }
 
-/// `LAST_SEEN_SQL` before it dropped its `ORDER BY e.id`, for comparison.
-const ORDERED_LAST_SEEN_SQL: &str =
+/// `LAST_SEEN_SQL` before migration 0007 moved the presence onto the
+/// employee's row: timed instead when the server's schema is that old (so
+/// that `scripts/bench-compare` can compare).
+const JOINED_LAST_SEEN_SQL: &str =
     "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
     p.status, p.hostname, p.occurred_at \
-    FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id ORDER BY e.id";
+    FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id";
+
+/// Whether the presence has a table of its own (schemas before migration 0007).
+async fn presence_table(db: &mut sqlx::PgConnection) -> bool {
+    sqlx::query_scalar("SELECT to_regclass('employee_presence') IS NOT NULL")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -358,8 +368,18 @@ async fn main() {
     println!("heartbeats in the database: {rows}");
     let mut api = Vec::new();
     let mut sql = Vec::new();
-    let mut ordered = Vec::new();
     let mut count = 0;
+    let (last_seen, schema) = if presence_table(&mut db).await {
+        (
+            JOINED_LAST_SEEN_SQL,
+            "presence table joined, before migration 0007",
+        )
+    } else {
+        (
+            wfh_server::db::postgres::LAST_SEEN_SQL,
+            "presence on the employee's row",
+        )
+    };
     for _ in 0..20 {
         let t = Instant::now();
         let body: serde_json::Value = client
@@ -374,27 +394,14 @@ async fn main() {
         api.push(ms(t.elapsed()));
         count = body["employees"].as_array().map_or(0, Vec::len);
         let t = Instant::now();
-        let n = sqlx::query(wfh_server::db::postgres::LAST_SEEN_SQL)
-            .fetch_all(&mut db)
-            .await
-            .unwrap()
-            .len();
+        let n = sqlx::query(last_seen).fetch_all(&mut db).await.unwrap().len();
         sql.push(ms(t.elapsed()));
         assert_eq!(n, count);
-        // The query as it was before 2026-12-01 (ordered by id), interleaved
-        // with the current one so that both see the same machine.
-        let t = Instant::now();
-        sqlx::query(ORDERED_LAST_SEEN_SQL)
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
-        ordered.push(ms(t.elapsed()));
     }
     println!(
-        "last seen, {count} employees: SQL query median {:.2} ms (ordered by id, as before: {:.2} ms); \
+        "last seen, {count} employees ({schema}): SQL query median {:.2} ms; \
          GET /api/admin/employees median {:.2} ms",
         median(sql),
-        median(ordered),
         median(api)
     );
     let mut range = Vec::new();
@@ -461,15 +468,22 @@ async fn load_history(db: &mut sqlx::PgConnection, employees: i64, days: i64, pe
         .await
         .unwrap();
     }
-    sqlx::raw_sql(
+    // Where the presence lives depends on the server's schema: the
+    // employee's row since migration 0007, a table of its own before (so
+    // that `scripts/bench-compare` can run older binaries).
+    let presence = if presence_table(db).await {
         "INSERT INTO employee_presence (employee_id, device_id, status, hostname, occurred_at, received_at) \
          SELECT DISTINCT ON (employee_id) employee_id, device_id, status, hostname, occurred_at, received_at \
          FROM employee_heartbeats ORDER BY employee_id, occurred_at DESC \
-         ON CONFLICT (employee_id) DO UPDATE SET occurred_at = excluded.occurred_at",
-    )
-    .execute(&mut *db)
-    .await
-    .unwrap();
+         ON CONFLICT (employee_id) DO UPDATE SET occurred_at = excluded.occurred_at"
+    } else {
+        "UPDATE employees e SET seen_device_id = h.device_id, seen_status = h.status, \
+             seen_hostname = h.hostname, seen_at = h.occurred_at, seen_received_at = h.received_at \
+         FROM (SELECT DISTINCT ON (employee_id) employee_id, device_id, status, hostname, occurred_at, \
+               received_at FROM employee_heartbeats ORDER BY employee_id, occurred_at DESC) h \
+         WHERE e.id = h.employee_id"
+    };
+    sqlx::raw_sql(presence).execute(&mut *db).await.unwrap();
 }
 
 /// Run `f` `runs` times, print each run, return the medians (rate, p50 ms, p99 ms).
