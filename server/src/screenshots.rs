@@ -12,7 +12,6 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -257,7 +256,6 @@ fn write_durably(path: &Path, bytes: &[u8], dir_sync: &DirSync) -> std::io::Resu
 #[derive(Debug, Default)]
 pub struct DirSync {
     folders: Mutex<HashMap<PathBuf, Arc<FolderSync>>>,
-    fsyncs: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -309,7 +307,6 @@ impl DirSync {
             state.running = true;
             let covers = state.issued;
             drop(state);
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
             let result = fsync(dir);
             state = folder.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.running = false;
@@ -320,11 +317,6 @@ impl DirSync {
             folder.done.notify_all();
             result?;
         }
-    }
-
-    /// Folder fsyncs run so far.
-    pub fn fsyncs(&self) -> u64 {
-        self.fsyncs.load(Ordering::Relaxed)
     }
 }
 
@@ -371,6 +363,7 @@ pub(crate) fn remove_empty_parents(dir: &Path, root: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     const PNG_1X1: &[u8] = &[
         0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00,

@@ -473,7 +473,6 @@ pub(crate) fn settle_event(
     }
 }
 
-/// `Ok` when an update touched a row, else `NotFound(what)`.
 /// The answers to a batch of logs of which the rows with ids in `stored`
 /// were inserted; the others' events were stored before.
 pub(crate) async fn log_answers<S: Store + ?Sized>(
@@ -497,6 +496,7 @@ pub(crate) async fn log_answers<S: Store + ?Sized>(
     Ok(answers)
 }
 
+/// `Ok` when an update touched a row, else `NotFound(what)`.
 pub(crate) fn touched(rows_affected: u64, what: &'static str) -> StoreResult<()> {
     if rows_affected == 0 {
         return Err(StoreError::NotFound(what));

@@ -125,6 +125,14 @@ async fn retried_log_is_stored_once(backend: Backend) {
     )
     .await;
     assert!(racing.into_iter().all(|r| r.unwrap() == first));
+    // Another device may not reuse the event id; its file is not kept.
+    let (other, _) = app.enrolled("dee").await;
+    let err = app
+        .client
+        .log(&other, &meta, png(64, 64), "image/png")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(409), "{err}");
     assert_eq!(app.count("logs").await, 1);
     assert_eq!(app.screenshot_files().len(), 1);
 }
