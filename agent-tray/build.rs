@@ -6,7 +6,11 @@ fn main() {
     println!("cargo:rerun-if-changed=../migrations/agent");
     #[cfg(feature = "tray")]
     {
-        let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent-ui/dist/index.html");
+        // The variable at run time: `env!` would bake in the checkout the
+        // build script was first compiled in, and cargo shares a compiled
+        // build script between checkouts that use one target directory.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        let dist = std::path::Path::new(&manifest).join("../agent-ui/dist/index.html");
         if !dist.exists() {
             panic!(
                 "the tray app's UI is not built: run `npm ci && npm run build` in agent-ui/ \
