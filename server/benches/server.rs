@@ -14,7 +14,10 @@
 //! WFH_BENCH_HEARTBEATS_PER_DAY (288 = every 5 minutes; lower loads faster),
 //! WFH_BENCH_PHASES (heartbeats,logs,history: which parts to run; `lastseen`
 //! alone re-times the last-seen queries on the database a run with
-//! WFH_BENCH_KEEP_DB=1 left).
+//! WFH_BENCH_KEEP_DB=1 left), WFH_BENCH_CLIENT_THREADS (2: the load
+//! generator's threads), WFH_BENCH_DB_CONNECTIONS (16: the server's pool).
+//! Each run also prints the CPU time per request, split between the server,
+//! PostgreSQL and this load generator (from /proc).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -49,7 +52,10 @@ fn server_cmd(bin: &str, db_url: &str, dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.env("WFH_DATABASE_URL", db_url)
         .env("WFH_DATA_DIR", dir)
-        .env("WFH_DATABASE_MAX_CONNECTIONS", "16")
+        .env(
+            "WFH_DATABASE_MAX_CONNECTIONS",
+            std::env::var("WFH_BENCH_DB_CONNECTIONS").unwrap_or_else(|_| "16".into()),
+        )
         .env("RUST_LOG", "warn");
     cmd
 }
@@ -90,6 +96,7 @@ async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Fu
 
 struct Figures {
     rate: f64,
+    count: usize,
     p50: Duration,
     p99: Duration,
     errors: usize,
@@ -138,9 +145,27 @@ where
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     Figures {
         rate: all.len() as f64 / elapsed,
+        count: all.len(),
         p50: pct(0.50),
         p99: pct(0.99),
         errors,
+    }
+}
+
+/// The server's metrics now: a lookup of one figure by its name.
+async fn scrape(client: &reqwest::Client, base: &str) -> impl Fn(&str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    move |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
     }
 }
 
@@ -188,8 +213,18 @@ async fn presence_table(db: &mut sqlx::PgConnection) -> bool {
         .unwrap()
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // The load generator's threads (WFH_BENCH_CLIENT_THREADS, default 2)
+    // share the two cores with the server and PostgreSQL.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(env_or("WFH_BENCH_CLIENT_THREADS", 2))
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
+
+async fn run() {
     let bin = std::env::var("WFH_SERVER_BIN").expect("WFH_SERVER_BIN: run scripts/bench-server");
     let admin_url = std::env::var("WFH_BENCH_POSTGRES_URL").expect("WFH_BENCH_POSTGRES_URL");
     let secs: u64 = env_or("WFH_BENCH_SECONDS", 10);
@@ -285,7 +320,7 @@ async fn main() {
     };
     if phases.contains("heartbeats") {
         drive(addr, hb_conns, 2, make_hb.clone()).await; // warm-up
-        let (rate, p50, p99) = repeat(runs, "heartbeats", || {
+        let (rate, p50, p99) = repeat(runs, "heartbeats", server.child.id(), || {
             drive(addr, hb_conns, secs, make_hb.clone())
         })
         .await;
@@ -295,6 +330,11 @@ async fn main() {
         println!(
             "server RSS after the heartbeat load: {:.1} MiB",
             rss_kib(server.child.id()) as f64 / 1024.0
+        );
+        let metrics = scrape(&client, &base).await;
+        println!(
+            "heartbeat rows per database commit: {:.1} on average",
+            metrics("wfh_heartbeat_batch_size_sum") / metrics("wfh_heartbeat_batch_size_count")
         );
     }
 
@@ -322,25 +362,15 @@ async fn main() {
             .unwrap()
     };
     if phases.contains("logs") {
-        let (rate, p50, p99) = repeat(runs, "log uploads", || drive(addr, 8, secs, make_log.clone())).await;
+        let (rate, p50, p99) = repeat(runs, "log uploads", server.child.id(), || {
+            drive(addr, 8, secs, make_log.clone())
+        })
+        .await;
         println!(
             "log uploads ({image_kib} KB PNG), 8 connections, median of {runs}: {rate:.0} uploads/s, \
              p50 {p50:.2} ms, p99 {p99:.2} ms"
         );
-        let metrics = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let figure = |name: &str| {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
+        let figure = scrape(&client, &base).await;
         let per_commit = figure("wfh_log_batch_size_sum") / figure("wfh_log_batch_size_count");
         if per_commit.is_finite() {
             println!("log rows per database commit: {per_commit:.1} on average");
@@ -486,21 +516,78 @@ async fn load_history(db: &mut sqlx::PgConnection, employees: i64, days: i64, pe
     sqlx::raw_sql(presence).execute(&mut *db).await.unwrap();
 }
 
-/// Run `f` `runs` times, print each run, return the medians (rate, p50 ms, p99 ms).
-async fn repeat<F, Fut>(runs: usize, what: &str, f: F) -> (f64, f64, f64)
+/// A process's CPU time so far (user + system), in clock ticks.
+fn process_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // utime and stime are fields 14 and 15: the 12th and 13th after the
+    // command name, which may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// CPU time used so far, in clock ticks: the whole machine (every state but
+/// idle and I/O wait), the server (`pid`), this load generator, and every
+/// PostgreSQL process. A backend that ended in between is not counted.
+fn cpu_ticks(pid: u32) -> [u64; 4] {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let machine = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .enumerate()
+        // Not idle (3) or I/O wait (4); guest time (8, 9) is already in user.
+        .filter(|(i, _)| !matches!(i, 3 | 4 | 8 | 9))
+        .map(|(_, v)| v)
+        .sum();
+    let postgres = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(|p| process_ticks(&p))
+        .sum();
+    [
+        machine,
+        process_ticks(&pid.to_string()),
+        process_ticks("self"),
+        postgres,
+    ]
+}
+
+/// Run `f` `runs` times; print each run with the CPU time per request
+/// (the machine's, and the server's, `pid`, PostgreSQL's and this load
+/// generator's shares of it); return the medians (rate, p50 ms, p99 ms).
+async fn repeat<F, Fut>(runs: usize, what: &str, pid: u32, f: F) -> (f64, f64, f64)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Figures>,
 {
+    // Linux reports CPU time in ticks of 1/100 s (USER_HZ).
+    const TICK_US: f64 = 10_000.0;
     let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
+        let before = cpu_ticks(pid);
         let f = f().await;
+        let after = cpu_ticks(pid);
+        let per = |i: usize| after[i].saturating_sub(before[i]) as f64 * TICK_US / f.count.max(1) as f64;
         println!(
-            "{what} run {run}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            "{what} run {run}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  \
+             CPU µs per request: machine {:.0} = server {:.0} + PostgreSQL {:.0} + load generator {:.0} + other",
             f.rate,
             ms(f.p50),
             ms(f.p99),
-            f.errors
+            f.errors,
+            per(0),
+            per(1),
+            per(3),
+            per(2),
         );
         rates.push(f.rate);
         p50s.push(ms(f.p50));
