@@ -214,6 +214,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_employee_active(&self, id: i64, active: bool) -> StoreResult<()>;
     /// Every employee with its devices' latest heartbeat, in no particular order.
     async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>>;
+    /// One employee with its devices' latest heartbeat (`None`: no such employee).
+    async fn employee_with_presence(&self, id: i64) -> StoreResult<Option<EmployeeRow>>;
     /// Put an employee in a team (`None`: in none).
     async fn set_employee_team(&self, id: i64, team: Option<&str>) -> StoreResult<()>;
 

@@ -244,6 +244,28 @@ fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, q: &ListQuery, id_col
 pub const LAST_SEEN_SQL: &str = "SELECT id, username, display_name, active, created_at, team, \
     seen_status AS status, seen_hostname AS hostname, seen_at AS occurred_at FROM employees";
 
+/// One row of [`LAST_SEEN_SQL`].
+fn employee_row(row: &PgRow) -> StoreResult<EmployeeRow> {
+    let who = employee_ref(row)?;
+    let status: Option<String> = row.try_get("status")?;
+    let presence = match status {
+        Some(s) => Some(Presence {
+            employee_id: who.id,
+            status: parse_status(&s)?,
+            hostname: row.try_get("hostname")?,
+            occurred_at: row.try_get("occurred_at")?,
+        }),
+        None => None,
+    };
+    Ok(EmployeeRow {
+        who,
+        active: row.try_get("active")?,
+        created_at: row.try_get("created_at")?,
+        team: row.try_get("team")?,
+        presence,
+    })
+}
+
 impl PgStore {
     /// The device and receive time of the row stored first under `event_id`
     /// (`table` is one of this module's own table names).
@@ -327,28 +349,16 @@ impl Store for PgStore {
     #[tracing::instrument(skip(self))]
     async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>> {
         let rows = sqlx::query(LAST_SEEN_SQL).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let who = employee_ref(row)?;
-                let status: Option<String> = row.try_get("status")?;
-                let presence = match status {
-                    Some(s) => Some(Presence {
-                        employee_id: who.id,
-                        status: parse_status(&s)?,
-                        hostname: row.try_get("hostname")?,
-                        occurred_at: row.try_get("occurred_at")?,
-                    }),
-                    None => None,
-                };
-                Ok(EmployeeRow {
-                    who,
-                    active: row.try_get("active")?,
-                    created_at: row.try_get("created_at")?,
-                    team: row.try_get("team")?,
-                    presence,
-                })
-            })
-            .collect()
+        rows.iter().map(employee_row).collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn employee_with_presence(&self, id: i64) -> StoreResult<Option<EmployeeRow>> {
+        let row = sqlx::query(&format!("{LAST_SEEN_SQL} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(employee_row).transpose()
     }
 
     #[tracing::instrument(skip(self))]

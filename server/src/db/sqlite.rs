@@ -182,6 +182,35 @@ impl SqliteStore {
     }
 }
 
+/// Every employee with the newest presence of any of its devices.
+const LAST_SEEN_SQL: &str = "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
+        p.status, p.hostname, p.occurred_at \
+    FROM employees e LEFT JOIN device_presence p ON p.device_id = ( \
+        SELECT device_id FROM device_presence WHERE employee_id = e.id \
+        ORDER BY occurred_at DESC LIMIT 1)";
+
+/// One row of [`LAST_SEEN_SQL`].
+fn employee_row(row: &SqliteRow) -> StoreResult<EmployeeRow> {
+    let who = employee_ref(row)?;
+    let status: Option<String> = row.try_get("status")?;
+    let presence = match status {
+        Some(s) => Some(Presence {
+            employee_id: who.id,
+            status: parse_status(&s)?,
+            hostname: row.try_get("hostname")?,
+            occurred_at: time(row, "occurred_at")?,
+        }),
+        None => None,
+    };
+    Ok(EmployeeRow {
+        who,
+        active: row.try_get("active")?,
+        created_at: time(row, "created_at")?,
+        team: row.try_get("team")?,
+        presence,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
@@ -244,38 +273,19 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip(self))]
     async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>> {
-        let rows = sqlx::query(
-            "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
-                    p.status, p.hostname, p.occurred_at \
-             FROM employees e LEFT JOIN device_presence p ON p.device_id = ( \
-                 SELECT device_id FROM device_presence WHERE employee_id = e.id \
-                 ORDER BY occurred_at DESC LIMIT 1) \
-             ORDER BY e.username",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let who = employee_ref(row)?;
-                let status: Option<String> = row.try_get("status")?;
-                let presence = match status {
-                    Some(s) => Some(Presence {
-                        employee_id: who.id,
-                        status: parse_status(&s)?,
-                        hostname: row.try_get("hostname")?,
-                        occurred_at: time(row, "occurred_at")?,
-                    }),
-                    None => None,
-                };
-                Ok(EmployeeRow {
-                    who,
-                    active: row.try_get("active")?,
-                    created_at: time(row, "created_at")?,
-                    team: row.try_get("team")?,
-                    presence,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(&format!("{LAST_SEEN_SQL} ORDER BY e.username"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(employee_row).collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn employee_with_presence(&self, id: i64) -> StoreResult<Option<EmployeeRow>> {
+        let row = sqlx::query(&format!("{LAST_SEEN_SQL} WHERE e.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(employee_row).transpose()
     }
 
     async fn set_employee_team(&self, id: i64, team: Option<&str>) -> StoreResult<()> {

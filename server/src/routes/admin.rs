@@ -252,10 +252,8 @@ async fn employee_with_presence(state: &AppState, id: i64) -> Result<Employee, A
     let interval = crate::policy::heartbeat_interval(state).await?;
     state
         .store
-        .employees_with_presence()
+        .employee_with_presence(id)
         .await?
-        .into_iter()
-        .find(|row| row.who.id == id)
         .map(|row| employee_view(row, now, interval))
         .ok_or(ApiError::NotFound("employee"))
 }

@@ -113,6 +113,12 @@ async fn employees_show_presence_derived_from_the_latest_heartbeat(backend: Back
         "11 minutes is more than two intervals"
     );
     assert_eq!(status_of(&list, "vic"), "offline");
+    // Each employee's own page says what the list says.
+    for e in list["employees"].as_array().unwrap() {
+        let (status, one) = app.admin_get(&format!("/api/admin/employees/{}", e["id"])).await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(&one, e);
+    }
     app.clock.advance(Duration::minutes(10));
     let (_, list) = app.admin_get("/api/admin/employees").await;
     assert_eq!(status_of(&list, "tia"), "offline");
