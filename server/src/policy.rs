@@ -6,25 +6,38 @@
 
 use wfh_protocol::{MonitoringPolicy, PolicyDocument};
 
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::db::{Store, StoreError};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The policy in force, with its consent.
+/// The policy in force, with its consent: kept in memory (read from the
+/// database at start, replaced together with it), so that answering agents
+/// and storing their activity costs no query.
 pub async fn current(state: &AppState) -> Result<PolicyDocument, ApiError> {
-    let (revision, mut policy) = match state.store.policy().await? {
+    Ok(PolicyDocument::clone(&state.policy.read().expect("policy cache")))
+}
+
+/// The stored policy, or the built-in default with the server's
+/// `heartbeat_interval_secs` until an admin sets one.
+pub async fn load(store: &dyn Store, config: &Config) -> Result<PolicyDocument, StoreError> {
+    let (revision, mut policy) = match store.policy().await? {
         Some((revision, json)) => (
             revision,
-            serde_json::from_str::<MonitoringPolicy>(&json).map_err(ApiError::internal)?,
+            serde_json::from_str::<MonitoringPolicy>(&json)
+                .map_err(|e| StoreError::Corrupt(format!("bad stored policy: {e}")))?,
         ),
         None => (
             0,
             MonitoringPolicy {
-                heartbeat_interval_secs: u32::try_from(state.config.heartbeat_interval_secs).unwrap_or(300),
+                heartbeat_interval_secs: u32::try_from(config.heartbeat_interval_secs).unwrap_or(300),
                 ..MonitoringPolicy::default()
             },
         ),
     };
-    policy.retention_days = state.config.retention_days;
+    policy.retention_days = config.retention_days;
     let consent = policy.consent();
     Ok(PolicyDocument {
         revision,
@@ -44,11 +57,19 @@ pub async fn replace(state: &AppState, mut policy: MonitoringPolicy) -> Result<P
         .store(revision, std::sync::atomic::Ordering::Relaxed);
     let consent = policy.consent();
     tracing::info!(revision, consent = %consent.version, "monitoring policy changed");
-    Ok(PolicyDocument {
+    let document = PolicyDocument {
         revision,
         policy,
         consent,
-    })
+    };
+    {
+        // Two changes at once: the higher revision is the one in force.
+        let mut cached = state.policy.write().expect("policy cache");
+        if cached.revision < revision {
+            *cached = Arc::new(document.clone());
+        }
+    }
+    Ok(document)
 }
 
 /// The heartbeat interval presence is judged by (offline after two).

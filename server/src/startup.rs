@@ -84,9 +84,10 @@ pub async fn build_state(
         ingest::heartbeat_writer(store.clone(), metrics.clone(), config.heartbeat_writers);
     let (logs, log_writers) = ingest::log_writer(store.clone(), metrics.clone());
     writers.extend(log_writers);
-    let revision = store.policy().await?.map_or(0, |(r, _)| r);
+    let policy = crate::policy::load(store.as_ref(), &config).await?;
     let state = AppState::new(Shared {
-        policy_revision: std::sync::atomic::AtomicI64::new(revision),
+        policy_revision: std::sync::atomic::AtomicI64::new(policy.revision),
+        policy: std::sync::RwLock::new(Arc::new(policy)),
         auth: Arc::new(Authenticator::new(store.clone(), AUTH_CACHE_TTL)),
         config: Arc::new(config),
         store,

@@ -48,6 +48,8 @@ pub struct Shared {
     /// answer ([`wfh_protocol::POLICY_REVISION_HEADER`]) so that a change
     /// reaches them with their next request.
     pub policy_revision: std::sync::atomic::AtomicI64,
+    /// The monitoring policy in force ([`crate::policy::current`]).
+    pub policy: std::sync::RwLock<Arc<wfh_protocol::PolicyDocument>>,
 }
 
 pub fn with_state(state: &AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
