@@ -133,7 +133,7 @@ pub async fn run(command: Command, config: Config, out: &mut (dyn Write + Send))
                 "{:<6} {:<20} {:<8} {:<8} LAST SEEN",
                 "ID", "USERNAME", "ACTIVE", "STATUS"
             )?;
-            let interval = crate::policy::heartbeat_interval(&state).await?;
+            let interval = crate::policy::heartbeat_interval(&state);
             let mut rows = state.store.employees_with_presence().await?;
             rows.sort_by(|a, b| a.who.username.cmp(&b.who.username));
             for row in rows {

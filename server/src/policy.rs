@@ -4,9 +4,9 @@
 //! server's `heartbeat_interval_secs`; `retention_days` always comes from the
 //! server's configuration (it is what retention really does).
 
-use wfh_protocol::{MonitoringPolicy, PolicyDocument};
-
 use std::sync::Arc;
+
+use wfh_protocol::{MonitoringPolicy, PolicyDocument};
 
 use crate::config::Config;
 use crate::db::{Store, StoreError};
@@ -15,9 +15,10 @@ use crate::state::AppState;
 
 /// The policy in force, with its consent: kept in memory (read from the
 /// database at start, replaced together with it), so that answering agents
-/// and storing their activity costs no query.
-pub async fn current(state: &AppState) -> Result<PolicyDocument, ApiError> {
-    Ok(PolicyDocument::clone(&state.policy.read().expect("policy cache")))
+/// and storing their activity costs no query. Its revision is told to agents
+/// in every answer ([`wfh_protocol::POLICY_REVISION_HEADER`]).
+pub fn current(state: &AppState) -> Arc<PolicyDocument> {
+    state.policy.read().expect("policy cache").clone()
 }
 
 /// The stored policy, or the built-in default with the server's
@@ -52,9 +53,6 @@ pub async fn replace(state: &AppState, mut policy: MonitoringPolicy) -> Result<P
     policy.validate().map_err(|e| ApiError::field("policy", e))?;
     let json = serde_json::to_string(&policy).map_err(ApiError::internal)?;
     let revision = state.store.set_policy(&json, state.clock.now()).await?;
-    state
-        .policy_revision
-        .store(revision, std::sync::atomic::Ordering::Relaxed);
     let consent = policy.consent();
     tracing::info!(revision, consent = %consent.version, "monitoring policy changed");
     let document = PolicyDocument {
@@ -73,6 +71,6 @@ pub async fn replace(state: &AppState, mut policy: MonitoringPolicy) -> Result<P
 }
 
 /// The heartbeat interval presence is judged by (offline after two).
-pub async fn heartbeat_interval(state: &AppState) -> Result<u64, ApiError> {
-    Ok(u64::from(current(state).await?.policy.heartbeat_interval_secs))
+pub fn heartbeat_interval(state: &AppState) -> u64 {
+    u64::from(current(state).policy.heartbeat_interval_secs)
 }

@@ -86,7 +86,6 @@ pub async fn build_state(
     writers.extend(log_writers);
     let policy = crate::policy::load(store.as_ref(), &config).await?;
     let state = AppState::new(Shared {
-        policy_revision: std::sync::atomic::AtomicI64::new(policy.revision),
         policy: std::sync::RwLock::new(Arc::new(policy)),
         auth: Arc::new(Authenticator::new(store.clone(), AUTH_CACHE_TTL)),
         config: Arc::new(config),

@@ -44,11 +44,9 @@ pub struct Shared {
     pub geoip: Arc<GeoIp>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
-    /// Revision of the monitoring policy in force, told to agents in every
-    /// answer ([`wfh_protocol::POLICY_REVISION_HEADER`]) so that a change
-    /// reaches them with their next request.
-    pub policy_revision: std::sync::atomic::AtomicI64,
-    /// The monitoring policy in force ([`crate::policy::current`]).
+    /// The monitoring policy in force ([`crate::policy::current`]); its
+    /// revision goes to agents with every answer, so that a change reaches
+    /// them with their next request.
     pub policy: std::sync::RwLock<Arc<wfh_protocol::PolicyDocument>>,
 }
 

@@ -434,14 +434,15 @@ pub async fn for_request(
             (None, None) => ApiError::NotFound("employee"),
         });
     }
-    let policy = crate::policy::current(state).await?.policy;
+    let document = crate::policy::current(state);
+    let policy = &document.policy;
     let ctx = Context {
         tz,
         period: params.period,
         date,
         now,
         heartbeat_interval_secs: u64::from(policy.heartbeat_interval_secs),
-        policy: &policy,
+        policy,
     };
     let (from, to) = ctx.fetch_span();
     let ids: Vec<i64> = members.iter().map(|m| m.who.id).collect();

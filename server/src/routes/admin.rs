@@ -249,7 +249,7 @@ fn page<T>(items: Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Page<T> {
 
 async fn employee_with_presence(state: &AppState, id: i64) -> Result<Employee, ApiError> {
     let now = state.clock.now();
-    let interval = crate::policy::heartbeat_interval(state).await?;
+    let interval = crate::policy::heartbeat_interval(state);
     state
         .store
         .employee_with_presence(id)
@@ -264,7 +264,7 @@ async fn employee_with_presence(state: &AppState, id: i64) -> Result<Employee, A
               (status = 403, body = wfh_protocol::ErrorBody)))]
 pub async fn list_employees(state: AppState) -> Result<warp::reply::Response, Rejection> {
     let now = state.clock.now();
-    let interval = crate::policy::heartbeat_interval(&state).await.map_err(reject)?;
+    let interval = crate::policy::heartbeat_interval(&state);
     let mut employees: Vec<Employee> = state
         .store
         .employees_with_presence()
@@ -746,7 +746,7 @@ pub async fn list_consents(state: AppState, id: i64) -> Result<warp::reply::Resp
 #[utoipa::path(get, path = "/api/admin/policy", tag = "admin", security(("admin_token" = [])),
     responses((status = 200, body = wfh_protocol::PolicyDocument)))]
 pub async fn get_policy(state: AppState) -> Result<warp::reply::Response, Rejection> {
-    let doc = crate::policy::current(&state).await.map_err(reject)?;
+    let doc = crate::policy::current(&state);
     Ok(json(StatusCode::OK, &doc))
 }
 

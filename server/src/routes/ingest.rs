@@ -84,7 +84,7 @@ pub fn routes(
         .or(whoami)
         .unify()
         .map(move |mut reply: warp::reply::Response| {
-            let revision = state.policy_revision.load(std::sync::atomic::Ordering::Relaxed);
+            let revision = crate::policy::current(&state).revision;
             reply.headers_mut().insert(
                 wfh_protocol::POLICY_REVISION_HEADER,
                 warp::http::HeaderValue::from(revision),
@@ -99,7 +99,7 @@ pub fn routes(
 #[utoipa::path(get, path = "/api/policy", tag = "agent",
     responses((status = 200, body = wfh_protocol::PolicyDocument)))]
 pub async fn policy(state: AppState) -> Result<warp::reply::Response, Rejection> {
-    let doc = crate::policy::current(&state).await.map_err(reject)?;
+    let doc = crate::policy::current(&state);
     Ok(json(StatusCode::OK, &doc))
 }
 
