@@ -8,6 +8,10 @@
 //! docs/benchmarks.md) one batch commits while the next ones fill. Nothing
 //! waits on a timer. A detailed log's screenshot is on disk (written and
 //! fsynced by [`Screenshots::write`]) before its row joins a batch.
+//!
+//! On PostgreSQL a committed heartbeat moves its employee's "last seen"
+//! forward in memory; [`flush_presence`] writes those to the employees'
+//! rows once a second, and once more when the server stops.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -69,6 +73,35 @@ pub fn heartbeat_writer(
         }) as _
     });
     GroupCommit::spawn("heartbeats", writers, MAX_BATCH, QUEUE, store_batch)
+}
+
+/// How often presence kept in memory is written to the employees' rows.
+pub const PRESENCE_FLUSH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Write pending presence every `period` until `stop` turns true (or its
+/// sender is gone), then once more. A failed flush keeps its entries for
+/// the next.
+pub async fn flush_presence(
+    store: Arc<dyn Store>,
+    period: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.wait_for(|stop| *stop) => true,
+        };
+        match store.flush_presence().await {
+            Ok(0) => {}
+            Ok(rows) => tracing::trace!(rows, "presence written"),
+            Err(e) => tracing::warn!(error = %e, "writing presence failed; trying again"),
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Start the log-row writers.

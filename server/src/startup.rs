@@ -67,6 +67,13 @@ pub async fn build_state(
 ) -> Result<(AppState, Vec<JoinHandle<()>>), StartupError> {
     let store = db::connect(&config).await?;
     store.prepare(clock.now(), config.retention_days).await?;
+    let recovered = store.recover_presence().await?;
+    if recovered > 0 {
+        tracing::info!(
+            employees = recovered,
+            "last-seen moved forward to heartbeats stored before a stop"
+        );
+    }
     let dir = config.screenshot_dir();
     let screenshots = Screenshots::new(&dir).map_err(|source| StartupError::Screenshots {
         path: dir.display().to_string(),
@@ -145,6 +152,12 @@ impl Application {
         let scheduler = crate::retention::schedule(state.clone())
             .await
             .map_err(|e| std::io::Error::other(format!("retention scheduler: {e}")))?;
+        let (stop_flusher, flusher_stop) = tokio::sync::watch::channel(false);
+        let flusher = tokio::spawn(ingest::flush_presence(
+            state.store.clone(),
+            ingest::PRESENCE_FLUSH_PERIOD,
+            flusher_stop,
+        ));
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr()?, scheme, "serving");
 
@@ -213,6 +226,9 @@ impl Application {
         for writer in writers {
             let _ = tokio::time::timeout(limit, writer).await;
         }
+        // The writers have committed their last heartbeats: write their presence.
+        let _ = stop_flusher.send(true);
+        let _ = tokio::time::timeout(limit, flusher).await;
         tracing::info!("stopped");
         Ok(())
     }

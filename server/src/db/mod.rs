@@ -6,6 +6,7 @@
 //! the zero-setup default. Both pass the same integration suite. All SQL
 //! lives in these modules; handlers only orchestrate.
 
+mod pending_presence;
 pub mod postgres;
 pub mod sqlite;
 
@@ -216,6 +217,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>>;
     /// One employee with its devices' latest heartbeat (`None`: no such employee).
     async fn employee_with_presence(&self, id: i64) -> StoreResult<Option<EmployeeRow>>;
+    /// Write presence that is kept in memory to the employees' rows; how
+    /// many rows moved (PostgreSQL; SQLite writes it with each heartbeat).
+    async fn flush_presence(&self) -> StoreResult<usize> {
+        Ok(0)
+    }
+    /// At start-up: move each employee's presence forward to its newest
+    /// stored heartbeat, in case the last run stopped before a flush.
+    async fn recover_presence(&self) -> StoreResult<usize> {
+        Ok(0)
+    }
     /// Put an employee in a team (`None`: in none).
     async fn set_employee_team(&self, id: i64, team: Option<&str>) -> StoreResult<()>;
 

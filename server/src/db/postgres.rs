@@ -11,6 +11,7 @@ use uuid::Uuid;
 use wfh_protocol::admin::{Device, HeartbeatRecord};
 use wfh_protocol::{EmployeeRef, EventAccepted, LogRecord};
 
+use super::pending_presence::{self, PendingPresence};
 use super::*;
 
 const PARTITION_PREFIX: &str = "employee_heartbeats_p";
@@ -18,6 +19,8 @@ const PARTITION_PREFIX: &str = "employee_heartbeats_p";
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Presence committed with heartbeats but not yet on the employees' rows.
+    pending: Arc<PendingPresence>,
 }
 
 impl PgStore {
@@ -28,7 +31,10 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            pending: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -59,26 +65,16 @@ impl PgStore {
             offsets.push(h.timestamp.offset().local_minus_utc());
             received.push(h.received_at);
         }
-        // One statement, one round trip, one implicit transaction: store the
-        // batch and move each employee's presence forward to its newest row.
+        // One statement, one round trip, one implicit transaction. The
+        // employees' presence moves forward in memory once it is committed
+        // (see `pending_presence`), not in this commit.
         let stored: Vec<Uuid> = sqlx::query_scalar(
-            "WITH ins AS ( \
-                 INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
-                     status, occurred_at, utc_offset_secs, received_at) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
-                     $6::text[], $7::timestamptz[], $8::int4[], $9::timestamptz[]) \
-                 ON CONFLICT DO NOTHING \
-                 RETURNING event_id, employee_id, device_id, status, hostname, occurred_at, received_at \
-             ), latest AS ( \
-                 SELECT DISTINCT ON (employee_id) employee_id, device_id, status, hostname, occurred_at, received_at \
-                 FROM ins ORDER BY employee_id, occurred_at DESC \
-             ), presence AS ( \
-                 UPDATE employees e SET seen_device_id = l.device_id, seen_status = l.status, \
-                     seen_hostname = l.hostname, seen_at = l.occurred_at, seen_received_at = l.received_at \
-                 FROM latest l \
-                 WHERE e.id = l.employee_id AND (e.seen_at IS NULL OR e.seen_at < l.occurred_at) \
-             ) \
-             SELECT event_id FROM ins",
+            "INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
+                 status, occurred_at, utc_offset_secs, received_at) \
+             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
+                 $6::text[], $7::timestamptz[], $8::int4[], $9::timestamptz[]) \
+             ON CONFLICT DO NOTHING \
+             RETURNING event_id",
         )
         .bind(&ids)
         .bind(&employees)
@@ -91,7 +87,8 @@ impl PgStore {
         .bind(&received)
         .fetch_all(&self.pool)
         .await?;
-        let (answers, _) = super::settle_heartbeats(batch, &stored);
+        let (answers, latest) = super::settle_heartbeats(batch, &stored);
+        self.pending.record(latest);
         let mut first_seen = HashMap::new();
         if stored.len() < n {
             // Duplicates answer with the first delivery's time.
@@ -348,17 +345,93 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip(self))]
     async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>> {
+        // Pending first, rows second: what a flush moves meanwhile is in one.
+        let pending = self.pending.snapshot();
         let rows = sqlx::query(LAST_SEEN_SQL).fetch_all(&self.pool).await?;
-        rows.iter().map(employee_row).collect()
+        rows.iter()
+            .map(|row| {
+                let mut e = employee_row(row)?;
+                e.presence = pending_presence::newer(e.presence, pending.get(&e.who.id), e.who.id);
+                Ok(e)
+            })
+            .collect()
     }
 
     #[tracing::instrument(skip(self))]
     async fn employee_with_presence(&self, id: i64) -> StoreResult<Option<EmployeeRow>> {
+        let pending = self.pending.get(id);
         let row = sqlx::query(&format!("{LAST_SEEN_SQL} WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(employee_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let mut e = employee_row(&row)?;
+        e.presence = pending_presence::newer(e.presence, pending.as_ref(), id);
+        Ok(Some(e))
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn flush_presence(&self) -> StoreResult<usize> {
+        let flushed = self.pending.snapshot();
+        if flushed.is_empty() {
+            return Ok(0);
+        }
+        let n = flushed.len();
+        let (mut ids, mut devices, mut statuses, mut hosts, mut times, mut received) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (id, seen) in &flushed {
+            ids.push(*id);
+            devices.push(seen.device_id);
+            statuses.push(seen.status.as_str());
+            hosts.push(seen.hostname.as_str());
+            times.push(seen.occurred_at);
+            received.push(seen.received_at);
+        }
+        // Only forward: a row already newer (another server's flush, or the
+        // recovery at start-up) keeps its presence.
+        let done = sqlx::query(
+            "UPDATE employees e SET seen_device_id = l.device_id, seen_status = l.status, \
+                 seen_hostname = l.hostname, seen_at = l.occurred_at, seen_received_at = l.received_at \
+             FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[]) \
+                 AS l(employee_id, device_id, status, hostname, occurred_at, received_at) \
+             WHERE e.id = l.employee_id AND (e.seen_at IS NULL OR e.seen_at < l.occurred_at)",
+        )
+        .bind(&ids)
+        .bind(&devices)
+        .bind(&statuses)
+        .bind(&hosts)
+        .bind(&times)
+        .bind(&received)
+        .execute(&self.pool)
+        .await?;
+        self.pending.settle(&flushed);
+        Ok(done.rows_affected() as usize)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn recover_presence(&self) -> StoreResult<usize> {
+        // One index probe per employee into the heartbeats newer than its
+        // row's presence (usually none; the partitions before that day are
+        // pruned as the probe runs).
+        let done = sqlx::query(
+            "UPDATE employees e SET seen_device_id = h.device_id, seen_status = h.status, \
+                 seen_hostname = h.hostname, seen_at = h.occurred_at, seen_received_at = h.received_at \
+             FROM employees o CROSS JOIN LATERAL ( \
+                 SELECT device_id, status, hostname, occurred_at, received_at FROM employee_heartbeats \
+                 WHERE employee_id = o.id AND (o.seen_at IS NULL OR occurred_at > o.seen_at) \
+                 ORDER BY occurred_at DESC LIMIT 1 \
+             ) h \
+             WHERE e.id = o.id",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() as usize)
     }
 
     #[tracing::instrument(skip(self))]

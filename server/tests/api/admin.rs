@@ -1,8 +1,11 @@
 use chrono::Duration;
+use secrecy::ExposeSecret as _;
 use serde_json::Value;
+use sqlx::Connection as _;
 use wfh_protocol::HeartbeatStatus;
-
 use wfh_server::clock::Clock as _;
+use wfh_server::db::NewHeartbeat;
+use wfh_server::Application;
 
 use crate::helpers::{ago, png, Backend, TestApp};
 use crate::on_both_backends;
@@ -193,6 +196,82 @@ async fn operations_endpoints_answer(backend: Backend) {
         .await
         .unwrap();
     assert!(doc["paths"]["/api/heartbeat"]["post"].is_object());
+}
+
+/// The presence written on an employee's row: (agent time, status).
+async fn presence_on_row(db: &str, username: &str) -> Option<(chrono::DateTime<chrono::Utc>, String)> {
+    let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
+    sqlx::query_as("SELECT seen_at, seen_status FROM employees WHERE username = $1 AND seen_at IS NOT NULL")
+        .bind(username)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// On PostgreSQL a committed heartbeat moves "last seen" forward in memory,
+/// written to the employee's row once a second (server/src/db/pending_presence.rs).
+/// Nothing may get lost that way: the admin API sees it at once, a graceful
+/// stop writes it, and after a crash (heartbeats committed, their presence
+/// never written) the next start rebuilds it from the heartbeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_last_seen_is_seen_at_once_written_at_stop_and_rebuilt_after_a_crash() {
+    let mut app = TestApp::spawn(Backend::Postgres).await;
+    let config = (*app.state.config).clone();
+    let db = config.database_url.as_ref().unwrap().expose_secret().to_owned();
+    let (ada, ada_e) = app.enrolled("ada").await;
+    let first = app.heartbeat("ada", HeartbeatStatus::Idle);
+    app.client.heartbeat(&ada, &first).await.unwrap();
+    let (_, one) = app
+        .admin_get(&format!("/api/admin/employees/{}", ada_e.employee.id))
+        .await;
+    assert_eq!(one["status"], "idle", "{one}");
+    app.stop().await;
+    let first_at = first.timestamp.with_timezone(&chrono::Utc);
+    assert_eq!(presence_on_row(&db, "ada").await, Some((first_at, "idle".into())));
+
+    // A crash after a commit: the heartbeat is stored, its presence only in
+    // the memory of a process that is gone.
+    let store = wfh_server::db::connect(&config).await.unwrap();
+    let device_id: i64 = {
+        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+        sqlx::query_scalar("SELECT id FROM devices")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    let later = first.timestamp + Duration::minutes(5);
+    store
+        .insert_heartbeats(&[NewHeartbeat {
+            event_id: uuid::Uuid::new_v4(),
+            employee_id: ada_e.employee.id,
+            device_id,
+            username: "ada".into(),
+            hostname: "laptop".into(),
+            status: HeartbeatStatus::Paused,
+            timestamp: later,
+            received_at: later.with_timezone(&chrono::Utc),
+        }])
+        .await
+        .unwrap();
+    drop(store);
+    assert_eq!(presence_on_row(&db, "ada").await, Some((first_at, "idle".into())));
+
+    let restarted = Application::build_with_clock(config, app.clock.clone())
+        .await
+        .unwrap();
+    let later_at = later.with_timezone(&chrono::Utc);
+    assert_eq!(
+        presence_on_row(&db, "ada").await,
+        Some((later_at, "paused".into()))
+    );
+    let row = restarted
+        .state()
+        .store
+        .employee_with_presence(ada_e.employee.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.presence.unwrap().occurred_at, later_at);
 }
 
 fn urlencode(s: &str) -> String {
