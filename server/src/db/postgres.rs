@@ -456,14 +456,16 @@ impl Store for PgStore {
     #[tracing::instrument(skip(self))]
     async fn recover_presence(&self) -> StoreResult<usize> {
         // One index probe per employee into the heartbeats newer than its
-        // row's presence (usually none; the partitions before that day are
-        // pruned as the probe runs).
+        // row's presence, usually none. The bound is a plain comparison with
+        // the partition key so that the partitions before that day are
+        // pruned as the probe runs (an `IS NULL OR` kept all 34 and took 4×
+        // as long: 1.1–1.7 s against 0.27–0.34 s for 10,064 employees).
         let done = sqlx::query(
             "UPDATE employees e SET seen_device_id = h.device_id, seen_status = h.status, \
                  seen_hostname = h.hostname, seen_at = h.occurred_at, seen_received_at = h.received_at \
              FROM employees o CROSS JOIN LATERAL ( \
                  SELECT device_id, status, hostname, occurred_at, received_at FROM employee_heartbeats \
-                 WHERE employee_id = o.id AND (o.seen_at IS NULL OR occurred_at > o.seen_at) \
+                 WHERE employee_id = o.id AND occurred_at > COALESCE(o.seen_at, '-infinity') \
                  ORDER BY occurred_at DESC LIMIT 1 \
              ) h \
              WHERE e.id = o.id",
