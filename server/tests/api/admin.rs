@@ -210,8 +210,8 @@ async fn presence_on_row(db: &str, username: &str) -> Option<(chrono::DateTime<c
 
 /// On PostgreSQL a committed heartbeat moves "last seen" forward in memory,
 /// written to the employee's row once a second (server/src/db/pending_presence.rs).
-/// Nothing may get lost that way: the admin API sees it at once, a graceful
-/// stop writes it, and after a crash (heartbeats committed, their presence
+/// Nothing may get lost that way: the admin API sees it at once, it is
+/// written while serving, a graceful stop writes the last one, and after a crash (heartbeats committed, their presence
 /// never written) the next start rebuilds it from the heartbeats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_last_seen_is_seen_at_once_written_at_stop_and_rebuilt_after_a_crash() {
@@ -225,9 +225,26 @@ async fn postgres_last_seen_is_seen_at_once_written_at_stop_and_rebuilt_after_a_
         .admin_get(&format!("/api/admin/employees/{}", ada_e.employee.id))
         .await;
     assert_eq!(one["status"], "idle", "{one}");
-    app.stop().await;
+    // Written while serving, within a few flushes.
     let first_at = first.timestamp.with_timezone(&chrono::Utc);
-    assert_eq!(presence_on_row(&db, "ada").await, Some((first_at, "idle".into())));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while presence_on_row(&db, "ada").await != Some((first_at, "idle".into())) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "presence never written while serving"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Acknowledged just before a graceful stop: the stop writes it.
+    app.clock.advance(Duration::minutes(1));
+    let second = app.heartbeat("ada", HeartbeatStatus::Online);
+    app.client.heartbeat(&ada, &second).await.unwrap();
+    app.stop().await;
+    let second_at = second.timestamp.with_timezone(&chrono::Utc);
+    assert_eq!(
+        presence_on_row(&db, "ada").await,
+        Some((second_at, "online".into()))
+    );
 
     // A crash after a commit: the heartbeat is stored, its presence only in
     // the memory of a process that is gone.
@@ -239,7 +256,7 @@ async fn postgres_last_seen_is_seen_at_once_written_at_stop_and_rebuilt_after_a_
             .await
             .unwrap()
     };
-    let later = first.timestamp + Duration::minutes(5);
+    let later = second.timestamp + Duration::minutes(5);
     store
         .insert_heartbeats(&[NewHeartbeat {
             event_id: uuid::Uuid::new_v4(),
@@ -253,13 +270,25 @@ async fn postgres_last_seen_is_seen_at_once_written_at_stop_and_rebuilt_after_a_
         }])
         .await
         .unwrap();
+    // That process answered from memory before its row moved.
+    let later_at = later.with_timezone(&chrono::Utc);
+    let one = store
+        .employee_with_presence(ada_e.employee.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.presence.unwrap().occurred_at, later_at);
+    let all = store.employees_with_presence().await.unwrap();
+    assert_eq!(all[0].presence.as_ref().unwrap().occurred_at, later_at);
     drop(store);
-    assert_eq!(presence_on_row(&db, "ada").await, Some((first_at, "idle".into())));
+    assert_eq!(
+        presence_on_row(&db, "ada").await,
+        Some((second_at, "online".into()))
+    );
 
     let restarted = Application::build_with_clock(config, app.clock.clone())
         .await
         .unwrap();
-    let later_at = later.with_timezone(&chrono::Utc);
     assert_eq!(
         presence_on_row(&db, "ada").await,
         Some((later_at, "paused".into()))
