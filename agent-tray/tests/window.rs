@@ -195,13 +195,22 @@ impl Session<'_> {
         assert!(ok, "xdotool {args:?}");
     }
 
+    /// The element's rendered text, found and read in one script: the status
+    /// page re-renders every few seconds, so an element found by one call can
+    /// be gone (stale) by the next.
     async fn text(&self, css: &str) -> String {
-        let el = self.wait_for(css).await;
-        self.call("GET", &format!("/element/{el}/text"), None)
+        let js = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;";
+        eventually(css, Duration::from_secs(60), || async {
+            self.call(
+                "POST",
+                "/execute/sync",
+                Some(json!({"script": js, "args": [css]})),
+            )
             .await
             .as_str()
-            .unwrap_or_default()
-            .to_owned()
+            .map(str::to_owned)
+        })
+        .await
     }
 
     async fn script(&self, js: &str) -> Value {
