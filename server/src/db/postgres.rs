@@ -55,13 +55,16 @@ impl PgStore {
         // duplicates are rare — an agent's retry after a lost answer. When
         // one is in the batch the statement fails, nothing is stored, and
         // the batch goes again skipping duplicates.
-        let stored = match columns.insert(&self.pool, "").await {
+        let returned;
+        let stored = match columns.insert(&self.pool).await {
+            Ok(()) => &columns.ids,
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-                columns.insert(&self.pool, "ON CONFLICT DO NOTHING").await?
+                returned = columns.insert_new(&self.pool).await?;
+                &returned
             }
-            other => other?,
+            Err(e) => return Err(e.into()),
         };
-        let (answers, latest) = super::settle_heartbeats(batch, &stored);
+        let (answers, latest) = super::settle_heartbeats(batch, stored);
         self.pending.record(latest);
         let mut first_seen = HashMap::new();
         if stored.len() < n {
@@ -135,29 +138,61 @@ impl<'a> HeartbeatColumns<'a> {
         c
     }
 
-    /// Insert the batch; `conflict` is empty or an `ON CONFLICT` clause.
-    /// The event ids of the rows stored.
-    async fn insert(&self, pool: &PgPool, conflict: &str) -> Result<Vec<Uuid>, sqlx::Error> {
-        sqlx::query_scalar(&format!(
-            "INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
-                 status, occurred_at, utc_offset_secs, received_at) \
-             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
-                 $6::text[], $7::timestamptz[], $8::int4[], $9::timestamptz[]) \
-             {conflict} RETURNING event_id"
-        ))
-        .bind(&self.ids)
-        .bind(&self.employees)
-        .bind(&self.devices)
-        .bind(&self.usernames)
-        .bind(&self.hostnames)
-        .bind(&self.statuses)
-        .bind(&self.times)
-        .bind(&self.offsets)
-        .bind(&self.received)
-        .fetch_all(pool)
-        .await
+    /// Store the whole batch, or nothing: a duplicate event id fails the
+    /// statement (23505). Nothing comes back: every row was stored.
+    async fn insert(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let done = self.bind(sqlx::query(HEARTBEAT_INSERT)).execute(pool).await?;
+        if done.rows_affected() != self.ids.len() as u64 {
+            return Err(sqlx::Error::Protocol(format!(
+                "{} of {} heartbeats inserted",
+                done.rows_affected(),
+                self.ids.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Store the rows whose event id is new; the event ids of those stored.
+    async fn insert_new(&self, pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
+        self.bind(sqlx::query(HEARTBEAT_INSERT_NEW))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect()
+    }
+
+    fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.ids)
+            .bind(&self.employees)
+            .bind(&self.devices)
+            .bind(&self.usernames)
+            .bind(&self.hostnames)
+            .bind(&self.statuses)
+            .bind(&self.times)
+            .bind(&self.offsets)
+            .bind(&self.received)
     }
 }
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// A heartbeat batch, one array per column (a macro so that `concat!` can
+/// extend it).
+macro_rules! heartbeat_insert {
+    () => {
+        "INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
+         status, occurred_at, utc_offset_secs, received_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
+         $6::text[], $7::timestamptz[], $8::int4[], $9::timestamptz[])"
+    };
+}
+const HEARTBEAT_INSERT: &str = heartbeat_insert!();
+/// The same, skipping event ids already stored. The clause costs an index
+/// probe and a WAL record per row (docs/benchmarks.md), and `RETURNING`
+/// the rows coming back: only for a batch the plain insert refused.
+const HEARTBEAT_INSERT_NEW: &str = concat!(heartbeat_insert!(), " ON CONFLICT DO NOTHING RETURNING event_id");
 
 fn partition_name(day: NaiveDate) -> String {
     format!("{PARTITION_PREFIX}{}", day.format("%Y%m%d"))
