@@ -293,7 +293,7 @@ async fn an_upload_cut_off_by_the_server_dying_is_sent_again_and_stored_once() {
     // Wider than the other tests' 20 s: on a loaded machine enrolling eats
     // into the window, and a slot still due when it closes (because the
     // other was being captured) is missed by design — no log after the
-    // window — which once failed this test on a loaded machine.
+    // window — which once failed this test.
     let window = window_from_now(40).await;
     let extra = format!("heartbeat_interval_secs = 1\n{window}");
     let (_dir, mut agent) = enrolled_agent(&desktop, &url, &server, &extra).await;

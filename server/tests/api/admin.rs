@@ -211,8 +211,9 @@ async fn presence_on_row(db: &str, username: &str) -> Option<(chrono::DateTime<c
 /// On PostgreSQL a committed heartbeat moves "last seen" forward in memory,
 /// written to the employee's row once a second (server/src/db/pending_presence.rs).
 /// Nothing may get lost that way: the admin API sees it at once, it is
-/// written while serving, a graceful stop writes the last one, and after a crash (heartbeats committed, their presence
-/// never written) the next start rebuilds it from the heartbeats.
+/// written while serving, a graceful stop writes the last one, and after a
+/// crash (heartbeats committed, their presence never written) the next start
+/// rebuilds it from the heartbeats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_last_seen_is_seen_at_once_written_at_stop_and_rebuilt_after_a_crash() {
     let mut app = TestApp::spawn(Backend::Postgres).await;
