@@ -8,6 +8,7 @@
 
 mod pending_presence;
 pub mod postgres;
+mod roster;
 pub mod sqlite;
 
 use std::net::IpAddr;

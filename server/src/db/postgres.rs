@@ -12,6 +12,7 @@ use wfh_protocol::admin::{Device, HeartbeatRecord};
 use wfh_protocol::{EmployeeRef, EventAccepted, LogRecord};
 
 use super::pending_presence::{self, PendingPresence};
+use super::roster::Roster;
 use super::*;
 
 const PARTITION_PREFIX: &str = "employee_heartbeats_p";
@@ -21,6 +22,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Presence committed with heartbeats but not yet on the employees' rows.
     pending: Arc<PendingPresence>,
+    /// Every employee as last read, brought up to date on each read.
+    roster: Arc<Roster>,
 }
 
 impl PgStore {
@@ -34,6 +37,7 @@ impl PgStore {
         Ok(Self {
             pool,
             pending: Arc::default(),
+            roster: Arc::default(),
         })
     }
 
@@ -307,15 +311,21 @@ fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, q: &ListQuery, id_col
     .push_bind(i64::from(q.limit));
 }
 
-/// Every employee with the latest heartbeat of any of its devices, in no
-/// order: callers sort by name themselves (collation-aware sorting in SQL
-/// costs more than the rest of the query). The presence lives on the
-/// employee's row (migration 0007), so this is one sequential scan, no join.
-/// Public so the benchmark times exactly this.
-pub const LAST_SEEN_SQL: &str = "SELECT id, username, display_name, active, created_at, team, \
-    seen_status AS status, seen_hostname AS hostname, seen_at AS occurred_at FROM employees";
+/// One employee with the latest heartbeat of any of its devices. The
+/// presence lives on the employee's row (migration 0007), no join.
+const EMPLOYEE_SQL: &str = "SELECT id, username, display_name, active, created_at, team, \
+    seen_status AS status, seen_hostname AS hostname, seen_at AS occurred_at FROM employees WHERE id = $1";
 
-/// One row of [`LAST_SEEN_SQL`].
+/// The employees written by transaction `$1` or a later one, with the
+/// snapshot's xmin (from which to read next time, see `roster`) on every
+/// row; one row of nulls but that when none was. `$1` = 0 reads them all.
+/// Public so the benchmark times exactly this.
+pub const ROSTER_SINCE_SQL: &str = "SELECT s.snapshot_xmin, e.id, e.username, e.display_name, e.active, \
+    e.created_at, e.team, e.seen_status AS status, e.seen_hostname AS hostname, e.seen_at AS occurred_at \
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS snapshot_xmin) s \
+    LEFT JOIN employees e ON e.written_by >= $1::int8::text::xid8";
+
+/// One row of [`EMPLOYEE_SQL`] or [`ROSTER_SINCE_SQL`].
 fn employee_row(row: &PgRow) -> StoreResult<EmployeeRow> {
     let who = employee_ref(row)?;
     let status: Option<String> = row.try_get("status")?;
@@ -421,20 +431,38 @@ impl Store for PgStore {
     async fn employees_with_presence(&self) -> StoreResult<Vec<EmployeeRow>> {
         // Pending first, rows second: what a flush moves meanwhile is in one.
         let pending = self.pending.snapshot();
-        let rows = sqlx::query(LAST_SEEN_SQL).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let mut e = employee_row(row)?;
-                e.presence = pending_presence::newer(e.presence, pending.get(&e.who.id), e.who.id);
-                Ok(e)
+        let mut roster = self.roster.lock().await;
+        // Not a prepared statement: planned for each `since`, the usual few
+        // rows are an index scan and the first read of all a sequential one.
+        let rows = sqlx::query(ROSTER_SINCE_SQL)
+            .bind(roster.since() as i64)
+            .persistent(false)
+            .fetch_all(&self.pool)
+            .await?;
+        let snapshot_xmin: i64 = rows
+            .first()
+            .ok_or(sqlx::Error::RowNotFound)?
+            .try_get("snapshot_xmin")?;
+        let mut changed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<i64>, _>("id")?.is_some() {
+                changed.push(employee_row(row)?);
+            }
+        }
+        roster.apply(snapshot_xmin as u64, changed);
+        Ok(roster
+            .rows()
+            .map(|e| EmployeeRow {
+                presence: pending_presence::newer(e.presence.clone(), pending.get(&e.who.id), e.who.id),
+                ..e.clone()
             })
-            .collect()
+            .collect())
     }
 
     #[tracing::instrument(skip(self))]
     async fn employee_with_presence(&self, id: i64) -> StoreResult<Option<EmployeeRow>> {
         let pending = self.pending.get(id);
-        let row = sqlx::query(&format!("{LAST_SEEN_SQL} WHERE id = $1"))
+        let row = sqlx::query(EMPLOYEE_SQL)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;

@@ -304,6 +304,82 @@ async fn postgres_last_seen_is_seen_at_once_written_at_stop_and_rebuilt_after_a_
     assert_eq!(row.presence.unwrap().occurred_at, later_at);
 }
 
+/// On PostgreSQL the server keeps every employee in memory and reads only
+/// the rows written since its last read (server/src/db/roster.rs). Writes by
+/// another process are seen on the next read, and so is a write whose
+/// transaction began first but committed after a later one's: "since" is
+/// the oldest transaction still running at the last read, not the newest
+/// write seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_employee_list_sees_every_write_of_other_processes_in_any_commit_order() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let db = app
+        .state
+        .config
+        .database_url
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let (ada, _) = app.add_employee("ada").await;
+    let field = |list: &Value, name: &str, key: &str| {
+        list["employees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["username"] == name)
+            .map_or(Value::Null, |e| e[key].clone())
+    };
+    let (_, list) = app.admin_get("/api/admin/employees").await;
+    assert_eq!(list["employees"].as_array().unwrap().len(), 1, "{list}");
+
+    // Another process (the CLI, another server) adds, renames and disables.
+    let mut other = sqlx::PgConnection::connect(&db).await.unwrap();
+    sqlx::query(
+        "INSERT INTO employees (username, display_name, created_at) VALUES ('grace', 'Grace', now())",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let (_, list) = app.admin_get("/api/admin/employees").await;
+    assert_eq!(field(&list, "grace", "display_name"), "Grace", "{list}");
+    sqlx::query("UPDATE employees SET active = false WHERE id = $1")
+        .bind(ada)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let (_, list) = app.admin_get("/api/admin/employees").await;
+    assert_eq!(field(&list, "ada", "active"), false, "{list}");
+
+    // A transaction that writes first and commits last.
+    let mut slow = sqlx::PgConnection::connect(&db).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut slow).await.unwrap();
+    sqlx::query("UPDATE employees SET team = 'night' WHERE id = $1")
+        .bind(ada)
+        .execute(&mut slow)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE employees SET display_name = 'Grace H.' WHERE username = 'grace'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let (_, list) = app.admin_get("/api/admin/employees").await;
+    assert_eq!(field(&list, "grace", "display_name"), "Grace H.", "{list}");
+    assert_eq!(
+        field(&list, "ada", "team"),
+        Value::Null,
+        "not committed yet: {list}"
+    );
+    sqlx::query("COMMIT").execute(&mut slow).await.unwrap();
+    let (_, list) = app.admin_get("/api/admin/employees").await;
+    assert_eq!(field(&list, "ada", "team"), "night", "{list}");
+    // And the list agrees with each employee's own page, read afresh.
+    for e in list["employees"].as_array().unwrap() {
+        let (_, one) = app.admin_get(&format!("/api/admin/employees/{}", e["id"])).await;
+        assert_eq!(&one, e);
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
