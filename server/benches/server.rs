@@ -6,8 +6,10 @@
 //!    as soon as the last is answered, for D seconds; requests/s, p50, p99.
 //!    A heartbeat is answered only once committed.
 //! 3. Log uploads of a 300 KB PNG over 8 connections: uploads/s, p50, p99.
-//! 4. "Last seen" for 10,000 employees with 30 days of heartbeats loaded:
-//!    the admin API call and the SQL query alone, median of 20.
+//! 4. "Last seen" for 10,000 employees with 30 days of heartbeats loaded,
+//!    median of 20: as the server answers it (its copy in memory brought up
+//!    to date, `Store::employees_with_presence`), the admin API call, and
+//!    reading every row as the server did before migration 0008.
 //!
 //! Environment: WFH_SERVER_BIN (the binary), WFH_BENCH_POSTGRES_URL (a role
 //! that may create databases), WFH_BENCH_SECONDS (10), WFH_BENCH_RUNS (3),
@@ -15,7 +17,9 @@
 //! WFH_BENCH_PHASES (heartbeats,logs,history: which parts to run; `lastseen`
 //! alone re-times the last-seen queries on the database a run with
 //! WFH_BENCH_KEEP_DB=1 left), WFH_BENCH_CLIENT_THREADS (2: the load
-//! generator's threads), WFH_BENCH_DB_CONNECTIONS (16: the server's pool).
+//! generator's threads), WFH_BENCH_DB_CONNECTIONS (16: the server's pool),
+//! WFH_BENCH_CLIENT (`hyper`: send heartbeats with hyper's client instead of
+//! the lean one, see `drive_raw`).
 //! Each run also prints the CPU time per request, split between the server,
 //! PostgreSQL and this load generator (from /proc).
 
@@ -107,32 +111,100 @@ async fn drive<F>(addr: SocketAddr, conns: usize, secs: u64, make: F) -> Figures
 where
     F: Fn(usize, usize) -> Request<Full<Bytes>> + Send + Sync + Clone + 'static,
 {
+    connections(conns, secs, move |c, end| {
+        let make = make.clone();
+        async move {
+            let mut sender = connect(addr).await;
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            let mut i = 0;
+            while Instant::now() < end {
+                let req = make(c, i);
+                i += 1;
+                let t = Instant::now();
+                let res = sender.send_request(req).await.unwrap();
+                let ok = res.status().is_success();
+                let _ = res.into_body().collect().await;
+                lat.push(t.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }
+    })
+    .await
+}
+
+/// Like [`drive`], with a leaner client: each connection's one task writes
+/// the bytes `make(c, i, buf)` put in `buf` (a whole HTTP/1.1 request) and
+/// reads the response itself, parsing only its head (httparse) and reading
+/// `content-length` bytes of body. hyper's client costs about 30 µs of CPU
+/// per request on a slow 2-core machine — a quarter of all the machine
+/// spends per heartbeat — in work a real agent does on its own laptop; this
+/// one costs less, which leaves more of the two cores to the server and
+/// PostgreSQL. `WFH_BENCH_CLIENT=hyper` measures with hyper's instead.
+async fn drive_raw<F>(addr: SocketAddr, conns: usize, secs: u64, make: F) -> Figures
+where
+    F: Fn(usize, usize, &mut Vec<u8>) + Send + Sync + Clone + 'static,
+{
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    connections(conns, secs, move |c, end| {
+        let make = make.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut req, mut res) = (Vec::with_capacity(1024), Vec::with_capacity(4096));
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            let mut i = 0;
+            while Instant::now() < end {
+                req.clear();
+                make(c, i, &mut req);
+                i += 1;
+                let t = Instant::now();
+                stream.write_all(&req).await.unwrap();
+                res.clear();
+                let status = loop {
+                    assert_ne!(stream.read_buf(&mut res).await.unwrap(), 0, "the server closed");
+                    let mut headers = [httparse::EMPTY_HEADER; 32];
+                    let mut head = httparse::Response::new(&mut headers);
+                    let httparse::Status::Complete(head_len) = head.parse(&res).unwrap() else {
+                        continue;
+                    };
+                    let body_len: usize = head
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                        .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                        .expect("a response with content-length");
+                    let status = head.code.unwrap_or(0);
+                    while res.len() < head_len + body_len {
+                        assert_ne!(stream.read_buf(&mut res).await.unwrap(), 0, "the server closed");
+                    }
+                    break status;
+                };
+                lat.push(t.elapsed());
+                if !(200..300).contains(&status) {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }
+    })
+    .await
+}
+
+/// Runs `conn(c, end)` for `conns` connections at once, each until `end`;
+/// each returns its requests' latencies and its count of errors.
+async fn connections<F, Fut>(conns: usize, secs: u64, conn: F) -> Figures
+where
+    F: Fn(usize, Instant) -> Fut,
+    Fut: std::future::Future<Output = (Vec<Duration>, usize)> + Send + 'static,
+{
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
-    let tasks: Vec<_> = (0..conns)
-        .map(|c| {
-            let make = make.clone();
-            tokio::spawn(async move {
-                let mut sender = connect(addr).await;
-                let mut lat = Vec::new();
-                let mut errors = 0;
-                let mut i = 0;
-                while Instant::now() < end {
-                    let req = make(c, i);
-                    i += 1;
-                    let t = Instant::now();
-                    let res = sender.send_request(req).await.unwrap();
-                    let ok = res.status().is_success();
-                    let _ = res.into_body().collect().await;
-                    lat.push(t.elapsed());
-                    if !ok {
-                        errors += 1;
-                    }
-                }
-                (lat, errors)
-            })
-        })
-        .collect();
+    let tasks: Vec<_> = (0..conns).map(|c| tokio::spawn(conn(c, end))).collect();
     let mut all = Vec::new();
     let mut errors = 0;
     for t in tasks {
@@ -197,13 +269,45 @@ fn noise_png(side: u32) -> Vec<u8> {
     out
 }
 
-/// `LAST_SEEN_SQL` before migration 0007 moved the presence onto the
-/// employee's row: timed instead when the server's schema is that old (so
-/// that `scripts/bench-compare` can compare).
+/// Every employee with its presence, as the server read it before
+/// migration 0008 (all rows each time), and before migration 0007 (a table
+/// of its own, joined): timed for comparison, and so that
+/// `scripts/bench-compare` can run older binaries.
+const ROW_LAST_SEEN_SQL: &str = "SELECT id, username, display_name, active, created_at, team, \
+    seen_status AS status, seen_hostname AS hostname, seen_at AS occurred_at FROM employees";
 const JOINED_LAST_SEEN_SQL: &str =
     "SELECT e.id, e.username, e.display_name, e.active, e.created_at, e.team, \
     p.status, p.hostname, p.occurred_at \
     FROM employees e LEFT JOIN employee_presence p ON p.employee_id = e.id";
+
+/// Where the server's schema keeps the presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    /// Before migration 0007: a table of its own.
+    PresenceTable,
+    /// Migration 0007: on the employee's row.
+    PresenceOnRow,
+    /// Migration 0008: and each row notes the transaction that wrote it.
+    WrittenBy,
+}
+
+async fn schema(db: &mut sqlx::PgConnection) -> Schema {
+    if presence_table(db).await {
+        return Schema::PresenceTable;
+    }
+    let written_by: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM information_schema.columns \
+         WHERE table_name = 'employees' AND column_name = 'written_by')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    if written_by {
+        Schema::WrittenBy
+    } else {
+        Schema::PresenceOnRow
+    }
+}
 
 /// Whether the presence has a table of its own (schemas before migration 0007).
 async fn presence_table(db: &mut sqlx::PgConnection) -> bool {
@@ -211,6 +315,41 @@ async fn presence_table(db: &mut sqlx::PgConnection) -> bool {
         .fetch_one(db)
         .await
         .unwrap()
+}
+
+/// "Last seen" for every employee as the server answers it
+/// (`Store::employees_with_presence` on PostgreSQL: the copy in memory
+/// brought up to date with the rows written since the last call), while
+/// presence moves on: before each call another connection moves 100
+/// employees' "last seen" forward, what 10,000 employees' heartbeats every
+/// 5 minutes bring in 3 seconds.
+async fn time_store_last_seen(db: &mut sqlx::PgConnection, db_url: &str, count: usize) {
+    use wfh_server::db::Store as _;
+    let url = secrecy::SecretString::from(db_url.to_owned());
+    let store = wfh_server::db::postgres::PgStore::connect(&url, 2).await.unwrap();
+    let t = Instant::now();
+    let first = store.employees_with_presence().await.unwrap();
+    let cold = ms(t.elapsed());
+    assert_eq!(first.len(), count);
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        sqlx::query(
+            "UPDATE employees SET seen_at = seen_at + interval '1 second' \
+             WHERE id IN (SELECT id FROM employees ORDER BY random() LIMIT 100)",
+        )
+        .execute(&mut *db)
+        .await
+        .unwrap();
+        let t = Instant::now();
+        let all = store.employees_with_presence().await.unwrap();
+        warm.push(ms(t.elapsed()));
+        assert_eq!(all.len(), count);
+    }
+    println!(
+        "last seen, {count} employees, as the server answers it (Store::employees_with_presence, \
+         100 employees moved on before each call): median {:.2} ms; the first call, reading every row, {cold:.2} ms",
+        median(warm)
+    );
 }
 
 fn main() {
@@ -318,14 +457,45 @@ async fn run() {
             .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())))
             .unwrap()
     };
+    let hb_auth: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
+    let make_hb_raw = move |c: usize, _i: usize, buf: &mut Vec<u8>| {
+        use std::io::Write as _;
+        let body = format!(
+            r#"{{"username":"bench","hostname":"bench","status":"online","timestamp":"{}","event_id":"{}"}}"#,
+            chrono::Utc::now().to_rfc3339(),
+            Uuid::new_v4()
+        );
+        write!(
+            buf,
+            "POST /api/heartbeat HTTP/1.1\r\nhost: bench\r\nauthorization: {}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            hb_auth[c],
+            body.len()
+        )
+        .unwrap();
+    };
+    let hyper_client = std::env::var("WFH_BENCH_CLIENT").is_ok_and(|v| v == "hyper");
+    let heartbeats = |secs: u64| {
+        let (make_hb, make_hb_raw) = (make_hb.clone(), make_hb_raw.clone());
+        async move {
+            if hyper_client {
+                drive(addr, hb_conns, secs, make_hb).await
+            } else {
+                drive_raw(addr, hb_conns, secs, make_hb_raw).await
+            }
+        }
+    };
     if phases.contains("heartbeats") {
-        drive(addr, hb_conns, 2, make_hb.clone()).await; // warm-up
-        let (rate, p50, p99) = repeat(runs, "heartbeats", server.child.id(), || {
-            drive(addr, hb_conns, secs, make_hb.clone())
-        })
-        .await;
+        heartbeats(2).await; // warm-up
+        let (rate, p50, p99) = repeat(runs, "heartbeats", server.child.id(), || heartbeats(secs)).await;
+        let generator = if hyper_client {
+            "hyper's client"
+        } else {
+            "the lean client"
+        };
         println!(
-            "heartbeats, {hb_conns} connections, median of {runs}: {rate:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
+            "heartbeats, {hb_conns} connections ({generator}), median of {runs}: {rate:.0} req/s, \
+             p50 {p50:.2} ms, p99 {p99:.2} ms"
         );
         println!(
             "server RSS after the heartbeat load: {:.1} MiB",
@@ -396,20 +566,14 @@ async fn run() {
         .await
         .unwrap();
     println!("heartbeats in the database: {rows}");
+    let schema = schema(&mut db).await;
+    let all_rows_sql = match schema {
+        Schema::PresenceTable => JOINED_LAST_SEEN_SQL,
+        Schema::PresenceOnRow | Schema::WrittenBy => ROW_LAST_SEEN_SQL,
+    };
     let mut api = Vec::new();
     let mut sql = Vec::new();
     let mut count = 0;
-    let (last_seen, schema) = if presence_table(&mut db).await {
-        (
-            JOINED_LAST_SEEN_SQL,
-            "presence table joined, before migration 0007",
-        )
-    } else {
-        (
-            wfh_server::db::postgres::LAST_SEEN_SQL,
-            "presence on the employee's row",
-        )
-    };
     for _ in 0..20 {
         let t = Instant::now();
         let body: serde_json::Value = client
@@ -424,16 +588,19 @@ async fn run() {
         api.push(ms(t.elapsed()));
         count = body["employees"].as_array().map_or(0, Vec::len);
         let t = Instant::now();
-        let n = sqlx::query(last_seen).fetch_all(&mut db).await.unwrap().len();
+        let n = sqlx::query(all_rows_sql).fetch_all(&mut db).await.unwrap().len();
         sql.push(ms(t.elapsed()));
         assert_eq!(n, count);
     }
     println!(
-        "last seen, {count} employees ({schema}): SQL query median {:.2} ms; \
-         GET /api/admin/employees median {:.2} ms",
-        median(sql),
-        median(api)
+        "last seen, {count} employees: GET /api/admin/employees median {:.2} ms; \
+         reading every row ({schema:?}) median {:.2} ms",
+        median(api),
+        median(sql)
     );
+    if schema == Schema::WrittenBy {
+        time_store_last_seen(&mut db, &db_url, count).await;
+    }
     let mut range = Vec::new();
     for i in 0..20 {
         let t = Instant::now();
