@@ -316,11 +316,10 @@ fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, q: &ListQuery, id_col
 const EMPLOYEE_SQL: &str = "SELECT id, username, display_name, active, created_at, team, \
     seen_status AS status, seen_hostname AS hostname, seen_at AS occurred_at FROM employees WHERE id = $1";
 
-/// The employees written by transaction `$1` or a later one, with the
-/// snapshot's xmin (from which to read next time, see `roster`) on every
-/// row; one row of nulls but that when none was. `$1` = 0 reads them all.
-/// Public so the benchmark times exactly this.
-pub const ROSTER_SINCE_SQL: &str = "SELECT s.snapshot_xmin, e.id, e.username, e.display_name, e.active, \
+/// The employees written by transaction `$1` or a later one, each row with
+/// the snapshot's xmin (from which to read next time, see `roster`); when
+/// none was, one row with only the xmin. `$1` = 0 reads them all.
+const ROSTER_SINCE_SQL: &str = "SELECT s.snapshot_xmin, e.id, e.username, e.display_name, e.active, \
     e.created_at, e.team, e.seen_status AS status, e.seen_hostname AS hostname, e.seen_at AS occurred_at \
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS snapshot_xmin) s \
     LEFT JOIN employees e ON e.written_by >= $1::int8::text::xid8";
@@ -452,9 +451,10 @@ impl Store for PgStore {
         roster.apply(snapshot_xmin as u64, changed);
         Ok(roster
             .rows()
-            .map(|e| EmployeeRow {
-                presence: pending_presence::newer(e.presence.clone(), pending.get(&e.who.id), e.who.id),
-                ..e.clone()
+            .map(|e| {
+                let mut e = e.clone();
+                e.presence = pending_presence::newer(e.presence.take(), pending.get(&e.who.id), e.who.id);
+                e
             })
             .collect())
     }
