@@ -30,12 +30,17 @@ use crate::db::{
     screenshot_url, LogInsert, NewActivity, NewAgentEvent, NewConsent, NewHeartbeat, NewLog, Store,
 };
 use crate::error::ApiError;
-use crate::group_commit::{GroupCommit, Refused};
+use crate::group_commit::{Batching, GroupCommit, Refused};
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::screenshots::{self, Screenshots};
 use crate::state::AppState;
 
 pub const MAX_BATCH: usize = 2048;
+/// While another heartbeat commit is in flight, a batch gathers up to this
+/// many rows before it commits too: PostgreSQL's fixed cost per commit
+/// (about 300 µs of CPU on a slow 2-core machine) is then spread over 32
+/// rows, ~10 µs each (docs/benchmarks.md, 2026-12-03 night).
+const HEARTBEAT_FILL: usize = 32;
 const QUEUE: usize = 16_384;
 /// Log rows per commit: uploads are a few hundred a second at most, and a
 /// batch's statement is prepared once per size.
@@ -72,7 +77,13 @@ pub fn heartbeat_writer(
             Ok(answers)
         }) as _
     });
-    GroupCommit::spawn("heartbeats", writers, MAX_BATCH, QUEUE, store_batch)
+    let batching = Batching {
+        writers,
+        max_batch: MAX_BATCH,
+        fill: HEARTBEAT_FILL,
+        queue: QUEUE,
+    };
+    GroupCommit::spawn("heartbeats", batching, store_batch)
 }
 
 /// How often presence kept in memory is written to the employees' rows.
@@ -113,7 +124,13 @@ pub fn log_writer(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> (LogWriter, V
             store.insert_logs(&batch).await
         }) as _
     });
-    GroupCommit::spawn("detailed logs", LOG_WRITERS, MAX_LOG_BATCH, QUEUE, store_batch)
+    let batching = Batching {
+        writers: LOG_WRITERS,
+        max_batch: MAX_LOG_BATCH,
+        fill: 0,
+        queue: QUEUE,
+    };
+    GroupCommit::spawn("detailed logs", batching, store_batch)
 }
 
 impl From<Refused> for ApiError {
