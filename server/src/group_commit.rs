@@ -10,10 +10,11 @@
 //! than [`Batching::fill`] keeps gathering until it has that many or that
 //! commit ends. Each commit has a fixed cost (a statement, a WAL flush,
 //! wake-ups), so under load fewer, fuller commits leave more of the machine
-//! to everything else: with 64 agents' connections on two cores, 23–26
-//! heartbeats per commit instead of 15.5 took a third off the CPU per
-//! heartbeat and raised the rate by a quarter (docs/benchmarks.md). The wait
-//! never outlasts the other commit, so at low load nothing changes.
+//! to everything else: with 64 agents' connections on two cores, 26
+//! heartbeats per commit instead of 15.5 took a quarter off PostgreSQL's CPU
+//! per heartbeat and raised the rate by about a fifth in most runs
+//! (docs/benchmarks.md). The wait never outlasts the other commit, so at
+//! low load nothing changes.
 //!
 //! If a batch fails as a whole, its items are tried again one by one, so
 //! one item the database refuses fails only its own request.
