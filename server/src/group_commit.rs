@@ -324,27 +324,34 @@ mod tests {
         assert_eq!(*sizes.lock().unwrap(), vec![1, 3, 1, 1, 1]);
     }
 
-    /// Doubles numbers; a batch holding 1 waits until `gate` opens.
-    fn gated(gate: Arc<Notify>, sizes: Arc<std::sync::Mutex<Vec<usize>>>) -> StoreBatch<u32, u32> {
-        Arc::new(move |batch: Arc<[u32]>| {
-            sizes.lock().unwrap().push(batch.len());
-            let gate = gate.clone();
-            Box::pin(async move {
-                if batch.contains(&1) {
-                    gate.notified().await;
-                }
-                Ok(batch.iter().map(|n| n * 2).collect())
-            })
-        })
-    }
+    type Sizes = Arc<std::sync::Mutex<Vec<usize>>>;
 
-    fn two_writers_filling_to(fill: usize) -> Batching {
-        Batching {
+    /// Two writers filling to `fill`, doubling numbers; a batch holding 1
+    /// waits until the gate opens (`notify_one`: a permit, so opening it
+    /// before that batch waits still lets it through). Also the batches'
+    /// sizes, in the order they went.
+    fn two_gated_writers(fill: usize) -> (GroupCommit<u32, u32>, Arc<Notify>, Sizes) {
+        let (gate, sizes) = (Arc::new(Notify::new()), Sizes::default());
+        let store: StoreBatch<u32, u32> = Arc::new({
+            let (gate, sizes) = (gate.clone(), sizes.clone());
+            move |batch: Arc<[u32]>| {
+                sizes.lock().unwrap().push(batch.len());
+                let gate = gate.clone();
+                Box::pin(async move {
+                    if batch.contains(&1) {
+                        gate.notified().await;
+                    }
+                    Ok(batch.iter().map(|n| n * 2).collect())
+                })
+            }
+        });
+        let batching = Batching {
             writers: 2,
             max_batch: 64,
             fill,
             queue: 1024,
-        }
+        };
+        (GroupCommit::spawn("numbers", batching, store).0, gate, sizes)
     }
 
     /// Submit `n` from a task of its own, once the writers have seen the last.
@@ -370,15 +377,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn while_one_commit_is_in_flight_the_next_batch_fills_up() {
-        let (gate, sizes) = (
-            Arc::new(Notify::new()),
-            Arc::new(std::sync::Mutex::new(Vec::new())),
-        );
-        let (writer, _tasks) = GroupCommit::spawn(
-            "numbers",
-            two_writers_filling_to(4),
-            gated(gate.clone(), sizes.clone()),
-        );
+        let (writer, gate, sizes) = two_gated_writers(4);
         // Alone, the first item is stored at once; its commit hangs.
         let first = submit_soon(&writer, 1).await;
         until_sizes(&sizes, &[1]).await;
@@ -392,27 +391,19 @@ mod tests {
         for (task, n) in next.into_iter().zip(2..) {
             assert_eq!(task.await.unwrap(), n * 2);
         }
-        gate.notify_waiters();
+        gate.notify_one();
         assert_eq!(first.await.unwrap(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_filling_batch_commits_when_the_commit_in_flight_ends() {
-        let (gate, sizes) = (
-            Arc::new(Notify::new()),
-            Arc::new(std::sync::Mutex::new(Vec::new())),
-        );
-        let (writer, _tasks) = GroupCommit::spawn(
-            "numbers",
-            two_writers_filling_to(32),
-            gated(gate.clone(), sizes.clone()),
-        );
+        let (writer, gate, sizes) = two_gated_writers(32);
         let first = submit_soon(&writer, 1).await;
         until_sizes(&sizes, &[1]).await;
         let second = submit_soon(&writer, 2).await;
         // Far from 32, the second batch waits for the first commit...
         assert_eq!(*sizes.lock().unwrap(), vec![1]);
-        gate.notify_waiters();
+        gate.notify_one();
         // ...and goes as soon as it ends.
         assert_eq!((first.await.unwrap(), second.await.unwrap()), (2, 4));
         assert_eq!(*sizes.lock().unwrap(), vec![1, 1]);

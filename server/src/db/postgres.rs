@@ -434,7 +434,7 @@ impl Store for PgStore {
         // Not a prepared statement: planned for each `since`, the usual few
         // rows are an index scan and the first read of all a sequential one.
         let rows = sqlx::query(ROSTER_SINCE_SQL)
-            .bind(roster.since() as i64)
+            .bind(roster.since())
             .persistent(false)
             .fetch_all(&self.pool)
             .await?;
@@ -448,7 +448,7 @@ impl Store for PgStore {
                 changed.push(employee_row(row)?);
             }
         }
-        roster.apply(snapshot_xmin as u64, changed);
+        roster.apply(snapshot_xmin, changed);
         Ok(roster
             .rows()
             .map(|e| {

@@ -44,17 +44,17 @@ pub struct RosterState {
     rows: BTreeMap<i64, EmployeeRow>,
     /// Rows written by this transaction or a later one may have changed
     /// since the last read; 0 before the first read (everything).
-    since: u64,
+    since: i64,
 }
 
 impl RosterState {
-    pub fn since(&self) -> u64 {
+    pub fn since(&self) -> i64 {
         self.since
     }
 
     /// What a read returned: the rows written from [`Self::since`] on, as its
     /// snapshot saw them, and that snapshot's xmin.
-    pub fn apply(&mut self, snapshot_xmin: u64, changed: impl IntoIterator<Item = EmployeeRow>) {
+    pub fn apply(&mut self, snapshot_xmin: i64, changed: impl IntoIterator<Item = EmployeeRow>) {
         for row in changed {
             self.rows.insert(row.who.id, row);
         }
