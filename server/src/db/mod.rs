@@ -6,6 +6,7 @@
 //! the zero-setup default. Both pass the same integration suite. All SQL
 //! lives in these modules; handlers only orchestrate.
 
+mod kept_connections;
 mod pending_presence;
 pub mod postgres;
 mod roster;

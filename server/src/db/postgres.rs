@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, QueryBuilder, Row};
+use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
 use uuid::Uuid;
 use wfh_protocol::admin::{Device, HeartbeatRecord};
 use wfh_protocol::{EmployeeRef, EventAccepted, LogRecord};
 
+use super::kept_connections::{self, KeptConnections, Taken};
 use super::pending_presence::{self, PendingPresence};
 use super::roster::Roster;
 use super::*;
@@ -24,6 +25,8 @@ pub struct PgStore {
     pending: Arc<PendingPresence>,
     /// Every employee as last read, brought up to date on each read.
     roster: Arc<Roster>,
+    /// The heartbeat writers' connections between batches.
+    writers: Arc<KeptConnections>,
 }
 
 impl PgStore {
@@ -35,6 +38,8 @@ impl PgStore {
             .connect_with(options)
             .await?;
         Ok(Self {
+            // Half the pool at most: the rest for reads and the log writers.
+            writers: Arc::new(KeptConnections::new(pool.clone(), (max_connections / 2) as usize)),
             pool,
             pending: Arc::default(),
             roster: Arc::default(),
@@ -47,7 +52,29 @@ impl PgStore {
 }
 
 impl PgStore {
-    async fn insert_heartbeats_once(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
+    /// The batch on `conn`, making a missing day's partition if need be.
+    async fn insert_heartbeats_on(
+        &self,
+        conn: &mut PgConnection,
+        batch: &[NewHeartbeat],
+    ) -> StoreResult<Vec<EventAccepted>> {
+        match self.insert_heartbeats_once(conn, batch).await {
+            // No partition for a day (the hourly job has not made it yet): make it, try again.
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.code().as_deref() == Some("23514") => {
+                for day in batch.iter().map(|h| h.timestamp.with_timezone(&Utc).date_naive()) {
+                    self.create_partition(day).await?;
+                }
+                self.insert_heartbeats_once(conn, batch).await
+            }
+            other => other,
+        }
+    }
+
+    async fn insert_heartbeats_once(
+        &self,
+        conn: &mut PgConnection,
+        batch: &[NewHeartbeat],
+    ) -> StoreResult<Vec<EventAccepted>> {
         let n = batch.len();
         let columns = HeartbeatColumns::of(batch);
         // One statement, one round trip, one implicit transaction. The
@@ -60,10 +87,10 @@ impl PgStore {
         // one is in the batch the statement fails, nothing is stored, and
         // the batch goes again skipping duplicates.
         let returned;
-        let stored = match columns.insert(&self.pool).await {
+        let stored = match columns.insert(&mut *conn).await {
             Ok(()) => &columns.ids,
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-                returned = columns.insert_new(&self.pool).await?;
+                returned = columns.insert_new(&mut *conn).await?;
                 &returned
             }
             Err(e) => return Err(e.into()),
@@ -80,7 +107,7 @@ impl PgStore {
             )
             .bind(&columns.ids)
             .bind(&columns.times)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
             for row in rows {
                 first_seen.insert(row.try_get::<Uuid, _>("event_id")?, row.try_get("received_at")?);
@@ -144,8 +171,8 @@ impl<'a> HeartbeatColumns<'a> {
 
     /// Store the whole batch, or nothing: a duplicate event id fails the
     /// statement (23505). Nothing comes back: every row was stored.
-    async fn insert(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let done = self.bind(sqlx::query(HEARTBEAT_INSERT)).execute(pool).await?;
+    async fn insert(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let done = self.bind(sqlx::query(HEARTBEAT_INSERT)).execute(conn).await?;
         if done.rows_affected() != self.ids.len() as u64 {
             return Err(sqlx::Error::Protocol(format!(
                 "{} of {} heartbeats inserted",
@@ -157,9 +184,9 @@ impl<'a> HeartbeatColumns<'a> {
     }
 
     /// Store the rows whose event id is new; the event ids of those stored.
-    async fn insert_new(&self, pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
+    async fn insert_new(&self, conn: &mut PgConnection) -> Result<Vec<Uuid>, sqlx::Error> {
         self.bind(sqlx::query(HEARTBEAT_INSERT_NEW))
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?
             .iter()
             .map(|row| row.try_get(0))
@@ -197,6 +224,14 @@ const HEARTBEAT_INSERT: &str = heartbeat_insert!();
 /// probe and a WAL record per row (docs/benchmarks.md), and `RETURNING`
 /// the rows coming back: only for a batch the plain insert refused.
 const HEARTBEAT_INSERT_NEW: &str = concat!(heartbeat_insert!(), " ON CONFLICT DO NOTHING RETURNING event_id");
+
+/// The database's error behind a store error, if that is what it is.
+fn sqlx_error<T>(result: &StoreResult<T>) -> Option<&sqlx::Error> {
+    match result {
+        Err(StoreError::Database(e)) => Some(e),
+        _ => None,
+    }
+}
 
 fn partition_name(day: NaiveDate) -> String {
     format!("{PARTITION_PREFIX}{}", day.format("%Y%m%d"))
@@ -726,16 +761,21 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
     async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
-        match self.insert_heartbeats_once(batch).await {
-            // No partition for a day (the hourly job has not made it yet): make it, try again.
-            Err(StoreError::Database(sqlx::Error::Database(e))) if e.code().as_deref() == Some("23514") => {
-                for day in batch.iter().map(|h| h.timestamp.with_timezone(&Utc).date_naive()) {
-                    self.create_partition(day).await?;
-                }
-                self.insert_heartbeats_once(batch).await
-            }
-            other => other,
+        let mut taken = self.writers.take().await?;
+        let mut result = self.insert_heartbeats_on(&mut taken.conn, batch).await;
+        if kept_connections::retry_on_new(&taken, sqlx_error(&result)) {
+            tracing::info!(
+                "a kept database connection had closed: the heartbeat batch goes again on a new one"
+            );
+            self.writers.give_back(taken.conn, sqlx_error(&result));
+            taken = Taken {
+                conn: self.pool.acquire().await?,
+                kept: false,
+            };
+            result = self.insert_heartbeats_on(&mut taken.conn, batch).await;
         }
+        self.writers.give_back(taken.conn, sqlx_error(&result));
+        result
     }
 
     async fn heartbeats(&self, q: &ListQuery) -> StoreResult<Vec<HeartbeatRecord>> {

@@ -313,14 +313,7 @@ async fn postgres_last_seen_is_seen_at_once_written_at_stop_and_rebuilt_after_a_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_employee_list_sees_every_write_of_other_processes_in_any_commit_order() {
     let app = TestApp::spawn(Backend::Postgres).await;
-    let db = app
-        .state
-        .config
-        .database_url
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
+    let db = app.database_url();
     let (ada, _) = app.add_employee("ada").await;
     let field = |list: &Value, name: &str, key: &str| {
         list["employees"]

@@ -209,6 +209,24 @@ impl TestApp {
         }
     }
 
+    /// The server's PostgreSQL database (PostgreSQL tests only).
+    pub fn database_url(&self) -> String {
+        use secrecy::ExposeSecret as _;
+        let url = self
+            .state
+            .config
+            .database_url
+            .as_ref()
+            .expect("a PostgreSQL test");
+        url.expose_secret().to_owned()
+    }
+
+    /// A connection of its own to the server's PostgreSQL database, as
+    /// another process would have.
+    pub async fn database_connection(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.database_url()).await.unwrap()
+    }
+
     pub fn now(&self) -> DateTime<FixedOffset> {
         self.clock.now().fixed_offset()
     }

@@ -273,3 +273,56 @@ on_both_backends!(
     location_comes_from_the_forwarded_ip_of_a_trusted_proxy,
     forwarded_for_from_an_untrusted_peer_is_ignored,
 );
+
+/// The heartbeat writers keep their database connections from one batch to
+/// the next, untested (no round trip). When PostgreSQL has closed them in
+/// the meantime (a restart, an administrator ending sessions), no heartbeat
+/// fails for it: the batch goes again on a new connection and each
+/// heartbeat is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_heartbeats_are_stored_after_the_database_closed_the_kept_connections() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let (token, _) = app.enrolled("zoe").await;
+    let mut other = app.database_connection().await;
+    let send_20 = || {
+        futures_util::future::join_all((0..20).map(|_| {
+            let (client, token, hb) = (
+                app.client.clone(),
+                token.clone(),
+                app.heartbeat("zoe", HeartbeatStatus::Online),
+            );
+            async move { client.heartbeat(&token, &hb).await }
+        }))
+    };
+    for round in 0..3 {
+        for answer in send_20().await {
+            answer.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        // End every other session on the server's database, the kept
+        // connections among them, and wait until they are gone.
+        let ended: Vec<i32> = sqlx::query_scalar(
+            "WITH server AS MATERIALIZED (SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()) \
+             SELECT pid FROM server WHERE pg_terminate_backend(pid)",
+        )
+        .fetch_all(&mut other)
+        .await
+        .unwrap();
+        assert!(!ended.is_empty(), "round {round}: the server holds no connection");
+        for _ in 0..100 {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                .bind(&ended)
+                .fetch_one(&mut other)
+                .await
+                .unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    for answer in send_20().await {
+        answer.unwrap_or_else(|e| panic!("after the last round: {e}"));
+    }
+    assert_eq!(app.count("heartbeats").await, 80);
+}
