@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 use wfh_protocol::admin::{Device, HeartbeatRecord};
 use wfh_protocol::{EmployeeRef, EventAccepted, LogRecord};
@@ -26,7 +27,7 @@ pub struct PgStore {
     /// Every employee as last read, brought up to date on each read.
     roster: Arc<Roster>,
     /// The heartbeat writers' connections between batches.
-    writers: Arc<KeptConnections>,
+    writers: Arc<KeptConnections<PoolConnection<Postgres>>>,
 }
 
 impl PgStore {
@@ -39,7 +40,10 @@ impl PgStore {
             .await?;
         Ok(Self {
             // Half the pool at most: the rest for reads and the log writers.
-            writers: Arc::new(KeptConnections::new(pool.clone(), (max_connections / 2) as usize)),
+            writers: Arc::new(KeptConnections::new(
+                (max_connections / 2) as usize,
+                kept_connections::MAX_IDLE,
+            )),
             pool,
             pending: Arc::default(),
             roster: Arc::default(),
@@ -761,20 +765,24 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
     async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
-        let mut taken = self.writers.take().await?;
+        let mut taken = self.writers.take(self.pool.acquire()).await?;
         let mut result = self.insert_heartbeats_on(&mut taken.conn, batch).await;
         if kept_connections::retry_on_new(&taken, sqlx_error(&result)) {
             tracing::info!(
                 "a kept database connection had closed: the heartbeat batch goes again on a new one"
             );
-            self.writers.give_back(taken.conn, sqlx_error(&result));
+            taken.conn.close_on_drop();
             taken = Taken {
                 conn: self.pool.acquire().await?,
                 kept: false,
             };
             result = self.insert_heartbeats_on(&mut taken.conn, batch).await;
         }
-        self.writers.give_back(taken.conn, sqlx_error(&result));
+        if sqlx_error(&result).is_some_and(|e| !kept_connections::usable_after(e)) {
+            taken.conn.close_on_drop();
+        } else {
+            self.writers.give_back(taken.conn);
+        }
         result
     }
 
