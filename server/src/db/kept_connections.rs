@@ -17,10 +17,11 @@
 //!
 //! A kept connection can still die while it waits (PostgreSQL restarted, an
 //! administrator ended the backend). The pool's round trip used to find
-//! that out before a batch; now the batch finds it, and [`retry_on_new`]
-//! says to send it once more on a new connection. A retry is safe: if the
-//! first attempt did commit, the second meets its own event ids and answers
-//! them as duplicates of themselves.
+//! that out before a batch; now the batch finds it ([`usable_after`] tells
+//! a failed connection from a failed statement) and goes once more on a
+//! new connection. A retry is safe: if the first attempt did commit, the
+//! second meets its own event ids and answers them as duplicates of
+//! themselves.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -87,13 +88,6 @@ impl<C> KeptConnections<C> {
             idle.push((conn, Instant::now()));
         }
     }
-}
-
-/// Whether a batch that failed with `failure` on a connection that had been
-/// kept should go again on a new one: the connection itself failed, not the
-/// statement.
-pub fn retry_on_new<C>(taken: &Taken<C>, failure: Option<&sqlx::Error>) -> bool {
-    taken.kept && failure.is_some_and(|e| !usable_after(e))
 }
 
 /// A connection is still usable after an error PostgreSQL reported about a

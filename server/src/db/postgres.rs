@@ -766,24 +766,27 @@ impl Store for PgStore {
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
     async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
         let mut taken = self.writers.take(self.pool.acquire()).await?;
-        let mut result = self.insert_heartbeats_on(&mut taken.conn, batch).await;
-        if kept_connections::retry_on_new(&taken, sqlx_error(&result)) {
+        loop {
+            let result = self.insert_heartbeats_on(&mut taken.conn, batch).await;
+            let connection_failed = sqlx_error(&result).is_some_and(|e| !kept_connections::usable_after(e));
+            if !connection_failed {
+                self.writers.give_back(taken.conn);
+                return result;
+            }
+            // Close it. A kept one may have died while it waited: go again,
+            // once, on a new one.
+            taken.conn.close_on_drop();
+            if !taken.kept {
+                return result;
+            }
             tracing::info!(
                 "a kept database connection had closed: the heartbeat batch goes again on a new one"
             );
-            taken.conn.close_on_drop();
             taken = Taken {
                 conn: self.pool.acquire().await?,
                 kept: false,
             };
-            result = self.insert_heartbeats_on(&mut taken.conn, batch).await;
         }
-        if sqlx_error(&result).is_some_and(|e| !kept_connections::usable_after(e)) {
-            taken.conn.close_on_drop();
-        } else {
-            self.writers.give_back(taken.conn);
-        }
-        result
     }
 
     async fn heartbeats(&self, q: &ListQuery) -> StoreResult<Vec<HeartbeatRecord>> {
