@@ -14,6 +14,9 @@ function connect() {
     port = api.runtime.connectNative(HOST);
     port.onDisconnect.addListener(() => {
       port = null;
+      // What was posted to a host that has gone may not have reached the
+      // agent: the next event sends the current tab again.
+      last = "";
     });
   } catch {
     port = null;
@@ -33,7 +36,7 @@ function report(tab) {
   return { kind: "active_tab", url, at: new Date().toISOString() };
 }
 
-async function tell() {
+async function tellNow() {
   let tab = null;
   try {
     // The last focused window even if the browser is not in front now: the
@@ -46,10 +49,19 @@ async function tell() {
   const msg = report(tab);
   // Send changes at once, and the same tab again at most once a minute.
   const key = msg.url ?? "";
-  if (key === last && Date.now() - (tell.sentAt ?? 0) < 60_000) return;
+  if (key === last && Date.now() - (tellNow.sentAt ?? 0) < 60_000) return;
   last = key;
-  tell.sentAt = Date.now();
+  tellNow.sentAt = Date.now();
   connect()?.postMessage(msg);
+}
+
+// Events come in bursts (a new tab is activated, updated and focused at
+// once); each report waits for the one before, so they reach the agent in the
+// order the events happened and the last one describes the current tab.
+let queue = Promise.resolve();
+function tell() {
+  queue = queue.then(tellNow, tellNow);
+  return queue;
 }
 
 api.tabs.onActivated.addListener(tell);

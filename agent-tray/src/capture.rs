@@ -56,7 +56,7 @@ impl Capturer for DesktopCapturer {
     fn capture(&self) -> Result<Screenshot, CaptureError> {
         let shots = capture_monitors()?;
         let canvas = stitch(&shots).ok_or(CaptureError::NoMonitor)?;
-        encode_jpeg(&canvas, self.quality, shots.len())
+        encode_jpeg(&fit_server_limits(canvas), self.quality, shots.len())
     }
 }
 
@@ -101,6 +101,24 @@ pub fn stitch(shots: &[MonitorShot]) -> Option<RgbImage> {
         }
     }
     Some(canvas)
+}
+
+/// A desktop larger than the server accepts
+/// ([`wfh_protocol::SCREENSHOT_MAX_SIDE`], [`wfh_protocol::SCREENSHOT_MAX_PIXELS`])
+/// is scaled down to fit, keeping its proportions, rather than refused.
+pub fn fit_server_limits(img: RgbImage) -> RgbImage {
+    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+    let max_side = f64::from(wfh_protocol::SCREENSHOT_MAX_SIDE);
+    let by_side = (max_side / w).min(max_side / h);
+    let by_area = (wfh_protocol::SCREENSHOT_MAX_PIXELS as f64 / (w * h)).sqrt();
+    let scale = by_side.min(by_area);
+    if scale >= 1.0 {
+        return img;
+    }
+    // Rounded down, so the result is never over either limit.
+    let nw = ((w * scale).floor() as u32).max(1);
+    let nh = ((h * scale).floor() as u32).max(1);
+    image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle)
 }
 
 pub fn encode_jpeg(img: &RgbImage, quality: u8, monitors: usize) -> Result<Screenshot, CaptureError> {
@@ -164,6 +182,18 @@ mod tests {
         let jpeg = encode_jpeg(&c, 70, 2).unwrap();
         assert_eq!(&jpeg.bytes[..3], &[0xFF, 0xD8, 0xFF]);
         assert_eq!((jpeg.width, jpeg.height, jpeg.monitors), (3200, 1224, 2));
+    }
+
+    #[test]
+    fn a_desktop_over_the_servers_limits_is_scaled_down_to_fit() {
+        let small = RgbImage::new(3840, 2160);
+        assert_eq!(fit_server_limits(small).dimensions(), (3840, 2160));
+        // Four 5K monitors in a row: too wide and too many pixels.
+        let wide = fit_server_limits(RgbImage::new(20_480, 2880));
+        let (w, h) = wide.dimensions();
+        assert!(w <= wfh_protocol::SCREENSHOT_MAX_SIDE, "{w}x{h}");
+        assert!(u64::from(w) * u64::from(h) <= wfh_protocol::SCREENSHOT_MAX_PIXELS);
+        assert!((f64::from(w) / f64::from(h) - 20_480.0 / 2880.0).abs() < 0.01);
     }
 
     #[test]

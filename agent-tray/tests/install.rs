@@ -343,8 +343,10 @@ async fn the_packages_install_and_an_agent_reports_through_nginx_over_https() {
         .await
         .unwrap();
     assert_eq!(redirect.status(), 301, "plain HTTP redirects to HTTPS");
-    let metrics = https.get(format!("{base}/metrics")).send().await.unwrap();
-    assert_eq!(metrics.status(), 404, "metrics are not public");
+    for path in ["/metrics", "/metrics/", "/metrics?format=x", "/metrics/x"] {
+        let metrics = https.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(metrics.status(), 404, "metrics are not public: {path}");
+    }
 
     // --- The admin's side: a token and an employee, with the CLI ---------
     let server_cli = |args: &[&str]| {

@@ -29,6 +29,13 @@ pub const ADMIN_TOKEN_PREFIX: &str = "wfh_a_";
 pub const POLICY_REVISION_HEADER: &str = "x-wfh-policy-revision";
 /// Largest screenshot the server accepts by default, in bytes.
 pub const DEFAULT_MAX_SCREENSHOT_BYTES: u64 = 20 * 1024 * 1024;
+/// Largest screenshot side the server accepts, in pixels: three 5K monitors
+/// side by side still fit. The agent scales a larger desktop down to fit.
+pub const SCREENSHOT_MAX_SIDE: u32 = 16_384;
+/// Largest screenshot the server accepts, in pixels (40 megapixels; two 5K
+/// monitors are 29.5). Decoding one takes four bytes a pixel, so this bounds
+/// what a thumbnail costs the server.
+pub const SCREENSHOT_MAX_PIXELS: u64 = 40_000_000;
 
 /// What the agent reports about the employee's presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -420,6 +427,43 @@ pub mod admin {
     #[serde(deny_unknown_fields)]
     pub struct TeamChange {
         pub team: Option<String>,
+    }
+
+    /// An admin token as listed: never the token itself.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct AdminToken {
+        pub id: i64,
+        pub label: String,
+        pub created_at: DateTime<Utc>,
+        /// After this the token is refused; `null`: it does not expire.
+        pub expires_at: Option<DateTime<Utc>>,
+        /// Last accepted use, to the minute.
+        pub last_used_at: Option<DateTime<Utc>>,
+        pub revoked_at: Option<DateTime<Utc>>,
+    }
+
+    /// `POST /api/admin/admin-tokens`.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct NewAdminToken {
+        /// What the token is for, e.g. "dashboard" or "alice" (1 to 100 characters).
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+        pub label: String,
+        /// Days until it expires (1 to 3650); omitted: it does not expire.
+        #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+        pub expires_days: Option<u32>,
+    }
+
+    /// A new admin token: the token is shown once, here.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(ToSchema))]
+    pub struct CreatedAdminToken {
+        pub token: String,
+        #[serde(flatten)]
+        pub info: AdminToken,
     }
 
     /// A freshly issued enrolment code. Shown once.

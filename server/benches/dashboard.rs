@@ -70,12 +70,10 @@ async fn main() {
         let _ = stopped.await;
     }));
     let base = format!("http://{addr}");
-    let admin_token = wfh_server::auth::new_admin_token();
-    state
-        .store
-        .add_admin_token(&wfh_server::auth::hash_secret(&admin_token), "bench", Utc::now())
+    let admin_token = wfh_server::auth::create_admin_token(state.store.as_ref(), "bench", None, Utc::now())
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let http = reqwest::Client::new();
 
     // Seed through the API, 16 requests at a time.

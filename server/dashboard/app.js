@@ -198,6 +198,8 @@ function thumb(log) {
       loading: "lazy",
       width: 192,
       height: 108,
+      // A stored file the server cannot decode answers 422, not a picture.
+      onerror: (ev) => ev.target.replaceWith(h("span", { class: "thumb-missing" }, "No preview")),
     }),
   );
 }
@@ -817,6 +819,7 @@ async function viewAdmin() {
         : h("span", { class: "muted" }, "No devices yet"),
     );
   };
+  const tokens = adminTokens();
   show(
     h("div", { class: "heading" }, h("h1", {}, "Administration")),
     addForm,
@@ -831,8 +834,106 @@ async function viewAdmin() {
         body,
       ),
     ),
+    tokens.section,
   );
-  await refresh();
+  await Promise.all([refresh(), tokens.refresh()]);
+}
+
+/** The admin tokens: who may use the admin API and this dashboard. */
+function adminTokens() {
+  const notice = h("div", { "aria-live": "polite" });
+  const label = h("input", { id: "token-label", name: "label", required: true, autocomplete: "off", maxlength: 100 });
+  const days = h("input", { id: "token-days", name: "expires_days", type: "number", min: 1, max: 3650, placeholder: "never" });
+  const body = h("tbody");
+  const state = (t) => (t.revoked_at ? "Revoked" : t.expires_at && new Date(t.expires_at) <= new Date() ? "Expired" : "Active");
+  const refresh = async () => {
+    const list = await api("/api/admin/admin-tokens");
+    body.replaceChildren(
+      ...list.map((t) =>
+        h(
+          "tr",
+          { "data-token-id": t.id },
+          h("td", {}, t.label),
+          h("td", {}, absolute(t.created_at)),
+          h("td", {}, t.last_used_at ? relative(t.last_used_at) : "never"),
+          h("td", {}, t.expires_at ? absolute(t.expires_at) : "never"),
+          h("td", {}, state(t)),
+          h(
+            "td",
+            {},
+            state(t) === "Active"
+              ? h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "danger",
+                    onclick: async () => {
+                      if (!confirm(`Revoke the admin token "${t.label}"? It and every dashboard session signed in with it stop working at once.`)) return;
+                      try {
+                        await api(`/api/admin/admin-tokens/${t.id}/revoke`, { method: "POST" });
+                        await refresh();
+                      } catch (e) {
+                        if (!(e instanceof SignedOut)) notice.replaceChildren(errorBox(e));
+                      }
+                    },
+                  },
+                  "Revoke",
+                )
+              : null,
+          ),
+        ),
+      ),
+    );
+  };
+  const form = h(
+    "form",
+    {
+      class: "card add",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          const created = await api("/api/admin/admin-tokens", {
+            method: "POST",
+            body: { label: label.value.trim(), expires_days: days.value ? Number(days.value) : null },
+          });
+          label.value = "";
+          days.value = "";
+          notice.replaceChildren(
+            h(
+              "div",
+              { class: "card code", role: "status" },
+              h("h2", {}, `Admin token "${created.label}"`),
+              h("p", { class: "code-value" }, created.token),
+              h("p", { class: "muted" }, "Copy it now: it is shown only once. Anyone who has it can use the admin API and this dashboard until it is revoked or expires."),
+            ),
+          );
+          await refresh();
+        } catch (e) {
+          if (!(e instanceof SignedOut)) notice.replaceChildren(errorBox(e));
+        }
+      },
+    },
+    h("h2", {}, "Create an admin token"),
+    h("div", { class: "row" }, h("div", {}, h("label", { for: "token-label" }, "What it is for"), label), h("div", {}, h("label", { for: "token-days" }, "Expires after (days)"), days), h("div", {}, h("button", { type: "submit" }, "Create"))),
+  );
+  const section = h(
+    "section",
+    { class: "tokens", "aria-labelledby": "tokens-heading" },
+    h("h2", { id: "tokens-heading" }, "Admin tokens"),
+    form,
+    notice,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "admin" },
+        h("thead", {}, h("tr", {}, ...["Label", "Created", "Last used", "Expires", "State", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+        body,
+      ),
+    ),
+  );
+  return { section, refresh };
 }
 
 function codeCard(e, code) {

@@ -14,7 +14,8 @@ use rand::Rng as _;
 use sha2::{Digest, Sha256};
 use wfh_protocol::{EmployeeRef, ADMIN_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX};
 
-use crate::db::{DeviceIdentity, Store};
+use crate::clock::Clock;
+use crate::db::{DeviceIdentity, NewAdminToken, Store};
 use crate::error::ApiError;
 
 pub type TokenHash = [u8; 32];
@@ -89,25 +90,74 @@ pub struct Device {
     pub employee: EmployeeRef,
 }
 
-/// Resolves tokens to identities, remembering answers for `ttl` so that the
-/// ingest path does not touch the database. Revocation and disabling through
-/// this server clear the cache at once; changes made by another process
-/// (the CLI) take effect within `ttl`.
+/// Resolves tokens to identities. Device answers are remembered for `ttl`
+/// so that the ingest path does not touch the database; revocation and
+/// disabling through this server clear them at once, changes made by another
+/// process (the CLI) take effect within `ttl`. Admin tokens are checked
+/// against the database on every request (one indexed read): admin requests
+/// are few, and a revoked or expired admin token must stop working at once,
+/// whichever process revoked it.
 #[derive(Debug)]
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     ttl: Duration,
     devices: RwLock<HashMap<TokenHash, (DeviceIdentity, Instant)>>,
-    admins: RwLock<HashMap<TokenHash, Instant>>,
+}
+
+/// Longest lifetime an admin token can be given, in days.
+pub const MAX_ADMIN_TOKEN_DAYS: u32 = 3650;
+const MAX_LABEL_LEN: usize = 100;
+
+/// Make an admin token and store its hash; the token itself is in the
+/// answer and nowhere else.
+pub async fn create_admin_token(
+    store: &dyn Store,
+    label: &str,
+    expires_days: Option<u32>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<wfh_protocol::admin::CreatedAdminToken, ApiError> {
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > MAX_LABEL_LEN || label.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "label",
+            format!("1 to {MAX_LABEL_LEN} characters, no control characters"),
+        ));
+    }
+    if expires_days.is_some_and(|d| d == 0 || d > MAX_ADMIN_TOKEN_DAYS) {
+        return Err(ApiError::field(
+            "expires_days",
+            format!("from 1 to {MAX_ADMIN_TOKEN_DAYS} days"),
+        ));
+    }
+    let token = new_admin_token();
+    let new = NewAdminToken {
+        token_hash: hash_secret(&token),
+        label: label.to_owned(),
+        created_at: now,
+        expires_at: expires_days.map(|d| now + chrono::Duration::days(i64::from(d))),
+    };
+    let id = store.add_admin_token(&new).await?;
+    Ok(wfh_protocol::admin::CreatedAdminToken {
+        token,
+        info: wfh_protocol::admin::AdminToken {
+            id,
+            label: new.label,
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        },
+    })
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
         Self {
             store,
+            clock,
             ttl,
             devices: RwLock::default(),
-            admins: RwLock::default(),
         }
     }
 
@@ -159,21 +209,12 @@ impl Authenticator {
         if !token.starts_with(ADMIN_TOKEN_PREFIX) {
             return Err(ApiError::InvalidToken);
         }
-        let hash = hash_secret(token);
-        let fresh = self
-            .admins
-            .read()
-            .expect("auth cache")
-            .get(&hash)
-            .is_some_and(|at| at.elapsed() < self.ttl);
-        if !fresh {
-            if !self.store.admin_token_valid(&hash).await? {
-                return Err(ApiError::InvalidToken);
-            }
-            self.admins
-                .write()
-                .expect("auth cache")
-                .insert(hash, Instant::now());
+        if !self
+            .store
+            .admin_token_valid(&hash_secret(token), self.clock.now())
+            .await?
+        {
+            return Err(ApiError::InvalidToken);
         }
         Ok(())
     }

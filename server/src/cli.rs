@@ -1,5 +1,5 @@
 //! The `wfh-server` command line: `serve` (the default), `migrate`,
-//! `employee add|list`, `admin-token create`, `retention run`.
+//! `employee add|list`, `admin-token create|list|revoke`, `retention run`.
 //! Commands that print a secret print it as their last line, for scripts.
 
 use std::io::Write;
@@ -64,7 +64,15 @@ pub enum AdminTokenCommand {
         /// What the token is for, e.g. "dashboard" or "alice".
         #[arg(long, default_value = "admin")]
         label: String,
+        /// Days until it expires (1 to 3650); without it, it does not expire.
+        #[arg(long, value_name = "DAYS")]
+        expires: Option<u32>,
     },
+    /// List admin tokens, one a line, id first (never the tokens themselves).
+    List,
+    /// Revoke an admin token by its id: it, and every dashboard session made
+    /// with it, is refused from the next request on.
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,18 +159,61 @@ pub async fn run(command: Command, config: Config, out: &mut (dyn Write + Send))
             }
             Ok(())
         }
-        Command::AdminToken(AdminTokenCommand::Create { label }) => {
+        Command::AdminToken(AdminTokenCommand::Create { label, expires }) => {
             let state = state(config).await?;
-            let token = crate::auth::new_admin_token();
-            state
-                .store
-                .add_admin_token(&crate::auth::hash_secret(&token), &label, state.clock.now())
-                .await?;
+            let created =
+                crate::auth::create_admin_token(state.store.as_ref(), &label, expires, state.clock.now())
+                    .await?;
+            let until = created.info.expires_at.map_or("does not expire".to_owned(), |t| {
+                format!("expires {}", t.format("%Y-%m-%d %H:%M UTC"))
+            });
             writeln!(
                 out,
-                "admin token {label:?} created; it is shown once, keep it safe:"
+                "admin token {} {:?} created ({until}); it is shown once, keep it safe:",
+                created.info.id, created.info.label
             )?;
-            writeln!(out, "{token}")?;
+            writeln!(out, "{}", created.token)?;
+            Ok(())
+        }
+        Command::AdminToken(AdminTokenCommand::List) => {
+            let state = state(config).await?;
+            let now = state.clock.now();
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+            };
+            writeln!(
+                out,
+                "{:<6} {:<24} {:<16} {:<16} {:<16} STATE",
+                "ID", "LABEL", "CREATED", "LAST USED", "EXPIRES"
+            )?;
+            for t in state.store.admin_tokens().await? {
+                let status = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                writeln!(
+                    out,
+                    "{:<6} {:<24} {:<16} {:<16} {:<16} {status}",
+                    t.id,
+                    t.label,
+                    when(Some(t.created_at)),
+                    when(t.last_used_at),
+                    when(t.expires_at)
+                )?;
+            }
+            Ok(())
+        }
+        Command::AdminToken(AdminTokenCommand::Revoke { id }) => {
+            let state = state(config).await?;
+            let t = state.store.revoke_admin_token(id, state.clock.now()).await?;
+            writeln!(
+                out,
+                "admin token {} {:?} revoked; its dashboard sessions have ended",
+                t.id, t.label
+            )?;
             Ok(())
         }
         Command::Retention(RetentionCommand::Run) => {

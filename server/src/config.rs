@@ -64,6 +64,15 @@ pub struct Config {
     pub allow_plain_http: bool,
     /// Seconds to wait for requests in flight when stopping.
     pub shutdown_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers; a slower
+    /// connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request may take from its first byte to the start of the
+    /// answer, its body included (a 20 MB screenshot on a slow line needs a
+    /// while); a slower one gets 408 and its connection is closed.
+    pub request_timeout_secs: u64,
+    /// Most client connections open at once; more wait to be accepted.
+    pub max_connections: usize,
     /// Log output: `text` or `json`.
     pub log_format: LogFormat,
     /// The company's time zone (IANA name such as `Europe/Berlin`): where
@@ -99,6 +108,9 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             allow_plain_http: false,
             shutdown_timeout_secs: 30,
+            header_read_timeout_secs: 30,
+            request_timeout_secs: 300,
+            max_connections: 10_000,
             log_format: LogFormat::Text,
             company_timezone: "UTC".into(),
         }
@@ -161,6 +173,12 @@ impl Config {
         }
         if self.heartbeat_interval_secs == 0 {
             return invalid("heartbeat_interval_secs must be at least 1");
+        }
+        if self.header_read_timeout_secs == 0 || self.request_timeout_secs == 0 {
+            return invalid("header_read_timeout_secs and request_timeout_secs must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections must be at least 1");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return invalid("tls_cert and tls_key must be set together");

@@ -37,6 +37,10 @@ pub enum ApiError {
     InvalidField { field: &'static str, message: String },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    ImageTooLarge(String),
+    #[error("the stored screenshot cannot be decoded; the original is still available")]
+    ScreenshotUnreadable,
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
     #[error("{0} not found")]
@@ -71,7 +75,7 @@ impl ApiError {
             }
             EmployeeDisabled | AdminOnly | CsrfFailed => StatusCode::FORBIDDEN,
             InvalidBody(_) => StatusCode::BAD_REQUEST,
-            InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidField { .. } | ImageTooLarge(_) | ScreenshotUnreadable => StatusCode::UNPROCESSABLE_ENTITY,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound(_) => StatusCode::NOT_FOUND,
@@ -95,6 +99,8 @@ impl ApiError {
             InvalidBody(_) => "invalid_body",
             InvalidField { .. } => "invalid_field",
             UnsupportedMediaType(_) => "unsupported_media_type",
+            ImageTooLarge(_) => "image_too_large",
+            ScreenshotUnreadable => "screenshot_unreadable",
             PayloadTooLarge { .. } => "payload_too_large",
             NotFound(_) => "not_found",
             Conflict(_) => "conflict",

@@ -346,8 +346,10 @@ pub async fn log(
             format!("more than {MAX_LOCAL_IPS} addresses"),
         ));
     }
-    let inspected =
-        screenshots::inspect(&image).map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+    let inspected = screenshots::inspect(&image).map_err(|e| match e {
+        screenshots::ImageError::TooLarge { .. } => ApiError::ImageTooLarge(e.to_string()),
+        e => ApiError::UnsupportedMediaType(e.to_string()),
+    })?;
     let id = Uuid::new_v4();
     let received_at = micros(state.clock.now());
     let path = Screenshots::relative_path(received_at, id, inspected.format);

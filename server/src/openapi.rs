@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, dashboard, ingest};
+use crate::routes::{admin, admin_tokens, dashboard, ingest};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use crate::routes::{admin, dashboard, ingest};
         admin::list_events, admin::list_logs, admin::get_log, admin::screenshot,
         admin::thumbnail, admin::export, admin::list_consents, admin::get_policy, admin::put_policy,
         admin::set_team, admin::list_activity, admin::summary,
+        admin_tokens::list_admin_tokens, admin_tokens::create_admin_token, admin_tokens::revoke_admin_token,
         dashboard::sign_in, dashboard::current, dashboard::sign_out,
     ),
     components(schemas(wfh_protocol::LogMeta, wfh_protocol::PresenceStatus)),

@@ -28,6 +28,10 @@ const THUMB_SUFFIX: &str = ".thumb.jpg";
 /// on a standard screen, full size on a high-density one).
 pub const THUMB_MAX: u32 = 384;
 const THUMB_QUALITY: u8 = 75;
+pub use wfh_protocol::{SCREENSHOT_MAX_PIXELS as MAX_PIXELS, SCREENSHOT_MAX_SIDE as MAX_SIDE};
+/// Thumbnails made at the same time; more requests wait their turn, so a
+/// page of 50 new thumbnails costs at most this many decoded images.
+const THUMBNAIL_WORKERS: usize = 2;
 
 /// What the bytes say an image is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +49,11 @@ pub enum ImageError {
     NotAnImage,
     #[error("the screenshot's header is damaged")]
     Damaged,
+    #[error(
+        "the screenshot is {width}x{height} pixels; at most {MAX_SIDE} pixels a side and {} megapixels are accepted",
+        MAX_PIXELS / 1_000_000
+    )]
+    TooLarge { width: u32, height: u32 },
 }
 
 /// Judge the format from the content, never from a declared type.
@@ -58,19 +67,31 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspected, ImageError> {
         imagesize::ImageType::Webp => ImageFormat::Webp,
         _ => return Err(ImageError::NotAnImage),
     };
-    let size = imagesize::blob_size(bytes).map_err(|_| ImageError::Damaged)?;
-    let (width, height) = (
-        u32::try_from(size.width).map_err(|_| ImageError::Damaged)?,
-        u32::try_from(size.height).map_err(|_| ImageError::Damaged)?,
-    );
+    // The image decoder reads the header as a thumbnail will (PNG: the IHDR
+    // chunk with its checksum), so a file that only starts like an image is
+    // refused now rather than failing on every view later.
+    let (width, height) = image::ImageReader::with_format(std::io::Cursor::new(bytes), image_format(format))
+        .into_dimensions()
+        .map_err(|_| ImageError::Damaged)?;
     if width == 0 || height == 0 {
         return Err(ImageError::Damaged);
+    }
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageError::TooLarge { width, height });
     }
     Ok(Inspected {
         format,
         width,
         height,
     })
+}
+
+fn image_format(format: ImageFormat) -> image::ImageFormat {
+    match format {
+        ImageFormat::Png => image::ImageFormat::Png,
+        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+        ImageFormat::Webp => image::ImageFormat::WebP,
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -83,16 +104,22 @@ pub struct SweepReport {
 pub struct Screenshots {
     root: PathBuf,
     dir_sync: Arc<DirSync>,
+    thumbnailers: Arc<tokio::sync::Semaphore>,
 }
 
 impl Screenshots {
     pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(Self {
+        Ok(Self::new_unchecked(root))
+    }
+
+    fn new_unchecked(root: PathBuf) -> Self {
+        Self {
             root,
             dir_sync: Arc::default(),
-        })
+            thumbnailers: Arc::new(tokio::sync::Semaphore::new(THUMBNAIL_WORKERS)),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -143,7 +170,8 @@ impl Screenshots {
 
     /// The thumbnail of a stored screenshot, made on first use and kept
     /// beside it (written atomically, so two requests racing both succeed).
-    /// Retention deletes it with the screenshot.
+    /// Retention deletes it with the screenshot. A stored file that cannot
+    /// be decoded within the limits is an error of kind `InvalidData`.
     pub async fn thumbnail(&self, relative: &str) -> std::io::Result<Vec<u8>> {
         let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad screenshot path");
         let source = self.resolve(relative).ok_or_else(invalid)?;
@@ -154,7 +182,18 @@ impl Screenshots {
             Err(e) => return Err(e),
         }
         let dir_sync = self.dir_sync.clone();
+        let permit = self
+            .thumbnailers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(std::io::Error::other)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            if let Ok(bytes) = std::fs::read(&thumb) {
+                // Made by a request that held the permit before us.
+                return Ok(bytes);
+            }
             let original = std::fs::read(&source)?;
             let bytes = make_thumbnail(&original)?;
             write_durably(&thumb, &bytes, &dir_sync)?;
@@ -227,9 +266,31 @@ pub fn thumbnail_path(relative: &str) -> String {
 }
 
 /// Decode a stored screenshot and make a JPEG no larger than `THUMB_MAX`.
+/// The decode is bounded like an upload ([`MAX_SIDE`], [`MAX_PIXELS`]), so
+/// a file that claims more pixels than it was allowed fails before anything
+/// is allocated for them.
 pub fn make_thumbnail(original: &[u8]) -> std::io::Result<Vec<u8>> {
-    let img = image::load_from_memory(original)
+    let invalid = |e: image::ImageError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(original))
+        .with_guessed_format()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_PIXELS * 4 + (1 << 20));
+    reader.limits(limits.clone());
+    let (width, height) = reader.into_dimensions().map_err(invalid)?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            ImageError::TooLarge { width, height },
+        ));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(original))
+        .with_guessed_format()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    reader.limits(limits);
+    let img = reader.decode().map_err(invalid)?;
     let small = img.thumbnail(THUMB_MAX, THUMB_MAX).to_rgb8();
     let mut out = std::io::Cursor::new(Vec::with_capacity(32 * 1024));
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, THUMB_QUALITY)
@@ -370,9 +431,18 @@ mod tests {
         0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89,
     ];
 
+    /// A whole PNG of one pixel.
+    fn png_1x1() -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::RgbImage::new(1, 1)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
     #[test]
     fn format_comes_from_the_bytes() {
-        let png = inspect(PNG_1X1).unwrap();
+        let png = inspect(&png_1x1()).unwrap();
         assert_eq!((png.format, png.width, png.height), (ImageFormat::Png, 1, 1));
         assert!(matches!(inspect(b"GIF89a....."), Err(ImageError::NotAnImage)));
         assert!(matches!(
@@ -383,12 +453,68 @@ mod tests {
         assert!(inspect(&PNG_1X1[..12]).is_err());
     }
 
+    /// A PNG whose header declares `width`x`height` pixels, with a few bytes
+    /// of image data: what a hostile device sends to make the server decode
+    /// gigabytes.
+    fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Rgba);
+        let mut w = enc.write_header().unwrap();
+        w.write_chunk(
+            png::chunk::IDAT,
+            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        )
+        .unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn a_screenshot_that_declares_too_many_pixels_is_refused_from_its_header() {
+        let bomb = png_declaring(10_000, 10_000);
+        assert!(bomb.len() < 200);
+        assert!(matches!(
+            inspect(&bomb),
+            Err(ImageError::TooLarge {
+                width: 10_000,
+                height: 10_000
+            })
+        ));
+        // Too wide, though few pixels; and just inside both limits.
+        assert!(matches!(
+            inspect(&png_declaring(20_000, 10)),
+            Err(ImageError::TooLarge { .. })
+        ));
+        assert!(inspect(&png_declaring(7680, 4320)).is_ok());
+    }
+
+    #[test]
+    fn a_file_that_only_starts_like_a_png_is_refused() {
+        let mut fake = b"\x89PNG\r\n\x1a\n".to_vec();
+        fake.extend_from_slice(b"<html><body><script>alert(1)</script>");
+        fake.resize(171, b' ');
+        assert!(inspect(&fake).is_err());
+        // A whole image with its header's checksum damaged.
+        let mut damaged = png_1x1();
+        damaged[30] ^= 0xff;
+        assert!(inspect(&png_1x1()).is_ok());
+        assert!(matches!(inspect(&damaged), Err(ImageError::Damaged)));
+    }
+
+    #[test]
+    fn a_stored_bomb_fails_its_thumbnail_before_anything_is_allocated_for_it() {
+        for (w, h) in [(10_000, 10_000), (9_000, 9_000), (60_000, 60_000)] {
+            let err = make_thumbnail(&png_declaring(w, h)).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{w}x{h}: {err}");
+        }
+        let err = make_thumbnail(b"\x89PNG\r\n\x1a\n<html>").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    }
+
     #[test]
     fn resolve_refuses_escapes() {
-        let s = Screenshots {
-            root: PathBuf::from("/srv/shots"),
-            dir_sync: Arc::default(),
-        };
+        let s = Screenshots::new_unchecked(PathBuf::from("/srv/shots"));
         assert_eq!(
             s.resolve("2026/01/02/a.png"),
             Some(PathBuf::from("/srv/shots/2026/01/02/a.png"))

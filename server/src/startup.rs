@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::pem::PemObject as _;
@@ -87,7 +87,7 @@ pub async fn build_state(
     let policy = crate::policy::load(store.as_ref(), &config).await?;
     let state = AppState::new(Shared {
         policy: std::sync::RwLock::new(Arc::new(policy)),
-        auth: Arc::new(Authenticator::new(store.clone(), AUTH_CACHE_TTL)),
+        auth: Arc::new(Authenticator::new(store.clone(), clock.clone(), AUTH_CACHE_TTL)),
         config: Arc::new(config),
         store,
         heartbeats,
@@ -166,9 +166,23 @@ impl Application {
 
         let service = warp::service(routes::routes(&state));
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper enforces the header timeout only with a timer to count it.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(state.config.header_read_timeout_secs));
+        builder.http2().timer(TokioTimer::new());
+        let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
+        let connections = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
         tokio::pin!(shutdown);
         loop {
+            // At the limit, wait for a connection to close before accepting:
+            // the rest wait in the kernel's backlog.
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+                () = &mut shutdown => break,
+            };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
@@ -186,12 +200,13 @@ impl Application {
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
                 let mut service = service.clone();
-                async move { service.call(req).await }
+                async move { answer_in_time(request_timeout, service.call(req)).await }
             });
             let watcher = graceful.watcher();
             let builder = builder.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let result = match tls {
                     Some(tls) => {
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
@@ -237,6 +252,43 @@ impl Application {
     }
 }
 
+/// The answer of `handler`, or 408 when it takes longer than `limit` (a
+/// client trickling its body); and a 500 instead of a dropped connection if
+/// the handler panics. The answer's body is not counted: exports stream for
+/// as long as they need.
+async fn answer_in_time(
+    limit: Duration,
+    handler: impl Future<Output = Result<warp::reply::Response, std::convert::Infallible>>,
+) -> Result<warp::reply::Response, std::convert::Infallible> {
+    use futures_util::FutureExt as _;
+    let guarded = std::panic::AssertUnwindSafe(handler).catch_unwind();
+    let (status, code, message) = match tokio::time::timeout(limit, guarded).await {
+        Ok(Ok(answer)) => return answer,
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "a request handler panicked");
+            (
+                warp::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        }
+        Err(_) => (
+            warp::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long to arrive",
+        ),
+    };
+    let mut res = crate::error::json_error(status, code, message);
+    res.headers_mut()
+        .insert("connection", warp::http::HeaderValue::from_static("close"));
+    Ok(res)
+}
+
 fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartupError> {
     let tls = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
         StartupError::Tls(format!("{what} {}: {e}", path.display()))
@@ -258,4 +310,34 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartupError> {
         .map_err(|e| StartupError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_and_one_that_takes_too_long_408() {
+        let panicking = async {
+            if true {
+                panic!("a bug in a handler");
+            }
+            Ok(warp::reply::Response::default())
+        };
+        let res = answer_in_time(Duration::from_secs(5), panicking).await.unwrap();
+        assert_eq!(res.status(), 500);
+        assert_eq!(res.headers()["content-type"], "application/json");
+
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(warp::reply::Response::default())
+        };
+        let res = answer_in_time(Duration::from_millis(50), slow).await.unwrap();
+        assert_eq!(res.status(), 408);
+        assert_eq!(res.headers()["connection"], "close");
+
+        let fine = async { Ok(warp::reply::Response::default()) };
+        let res = answer_in_time(Duration::from_secs(5), fine).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
 }

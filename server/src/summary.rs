@@ -35,6 +35,34 @@ use crate::db::SummaryRows;
 /// Entries in the top applications and websites.
 pub const TOP: usize = 10;
 
+/// Dates the API accepts: chrono reads years far beyond 9999 (`+262142-12-31`),
+/// where a day or a month more overflows; nothing this server keeps lies
+/// outside these years.
+const PLAUSIBLE_YEARS: std::ops::RangeInclusive<i32> = 1970..=9998;
+
+/// `date` if its year is one the API works with, else a 422 naming `field`.
+pub fn plausible_date(field: &'static str, date: NaiveDate) -> Result<NaiveDate, crate::error::ApiError> {
+    if PLAUSIBLE_YEARS.contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(crate::error::ApiError::field(
+            field,
+            format!(
+                "the year must be from {} to {}",
+                PLAUSIBLE_YEARS.start(),
+                PLAUSIBLE_YEARS.end()
+            ),
+        ))
+    }
+}
+
+/// A `YYYY-MM-DD` day of a plausible year, or a 422 naming `field`.
+pub fn parse_day(field: &'static str, s: &str) -> Result<NaiveDate, crate::error::ApiError> {
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| crate::error::ApiError::field(field, "expected YYYY-MM-DD"))?;
+    plausible_date(field, day)
+}
+
 /// The period containing `date`: its first day and the day after its last.
 pub fn period_days(period: Period, date: NaiveDate) -> (NaiveDate, NaiveDate) {
     match period {
@@ -405,8 +433,7 @@ pub async fn for_request(
     let now = state.clock.now();
     let date = match params.date.as_deref() {
         None => now.with_timezone(&tz).date_naive(),
-        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| ApiError::field("date", "expected YYYY-MM-DD"))?,
+        Some(s) => parse_day("date", s)?,
     };
     if params.employee_id.is_some() && params.team.is_some() {
         return Err(ApiError::field("team", "give employee_id or team, not both"));

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, Utc};
 use uuid::Uuid;
 use wfh_protocol::admin::{
-    ActivityRecord, AgentEventRecord, ConsentEntry, Device, Employee, HeartbeatRecord,
+    ActivityRecord, AdminToken, AgentEventRecord, ConsentEntry, Device, Employee, HeartbeatRecord,
 };
 use wfh_protocol::{
     AgentEvent, AppTime, EmployeeRef, EventAccepted, HeartbeatStatus, ImageFormat, Location, LogRecord,
@@ -150,6 +150,18 @@ pub struct Presence {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// An admin token to store: only its hash.
+#[derive(Debug, Clone)]
+pub struct NewAdminToken {
+    pub token_hash: TokenHash,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// How stale an admin token's `last_used_at` may be before a use writes it.
+pub const LAST_USED_PRECISION_SECS: i64 = 60;
+
 /// Filter and page of an admin listing. Newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -253,13 +265,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn devices(&self, employee_id: i64) -> StoreResult<Vec<Device>>;
     async fn revoke_device(&self, device_id: i64, now: DateTime<Utc>) -> StoreResult<Device>;
 
-    async fn add_admin_token(
-        &self,
-        token_hash: &TokenHash,
-        label: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    async fn admin_token_valid(&self, token_hash: &TokenHash) -> StoreResult<bool>;
+    /// Store a new admin token's hash; returns its id.
+    async fn add_admin_token(&self, token: &NewAdminToken) -> StoreResult<i64>;
+    /// Whether the token is known, not revoked and not expired at `now`;
+    /// a valid token's `last_used_at` moves to `now` when it is more than
+    /// [`LAST_USED_PRECISION_SECS`] behind.
+    async fn admin_token_valid(&self, token_hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Every admin token, revoked and expired ones too, oldest first.
+    async fn admin_tokens(&self) -> StoreResult<Vec<AdminToken>>;
+    /// Revoke an admin token and end its dashboard sessions; revoking twice
+    /// keeps the first time.
+    async fn revoke_admin_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<AdminToken>;
 
     /// Open a dashboard session for the admin token with `admin_hash`;
     /// `false` if that token is unknown or revoked.

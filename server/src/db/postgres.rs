@@ -19,6 +19,19 @@ use super::*;
 
 const PARTITION_PREFIX: &str = "employee_heartbeats_p";
 
+const ADMIN_TOKEN_COLUMNS: &str = "id, label, created_at, expires_at, last_used_at, revoked_at";
+
+fn admin_token(row: &PgRow) -> StoreResult<AdminToken> {
+    Ok(AdminToken {
+        id: row.try_get("id")?,
+        label: row.try_get("label")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -695,33 +708,73 @@ impl Store for PgStore {
         Ok(device(&row)?)
     }
 
-    async fn add_admin_token(
-        &self,
-        token_hash: &TokenHash,
-        label: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO admin_tokens (token_hash, label, created_at) VALUES ($1, $2, $3)")
-            .bind(&token_hash[..])
-            .bind(label)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn add_admin_token(&self, t: &NewAdminToken) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO admin_tokens (token_hash, label, created_at, expires_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&t.token_hash[..])
+        .bind(&t.label)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
-    async fn admin_token_valid(&self, token_hash: &TokenHash) -> StoreResult<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-                .bind(&token_hash[..])
-                .fetch_optional(&self.pool)
+    async fn admin_token_valid(&self, token_hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<bool> {
+        let found: Option<(i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT id, last_used_at FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(&token_hash[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id, last_used)) = found else {
+            return Ok(false);
+        };
+        let stale = now - chrono::Duration::seconds(LAST_USED_PRECISION_SECS);
+        if last_used.is_none_or(|t| t < stale) {
+            sqlx::query("UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
                 .await?;
-        Ok(found.is_some())
+        }
+        Ok(true)
+    }
+
+    async fn admin_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        sqlx::query(&format!(
+            "SELECT {ADMIN_TOKEN_COLUMNS} FROM admin_tokens ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(admin_token)
+        .collect()
+    }
+
+    async fn revoke_admin_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<AdminToken> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING {ADMIN_TOKEN_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("admin token"))?;
+        sqlx::query("DELETE FROM admin_sessions WHERE admin_token_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        admin_token(&row)
     }
 
     async fn create_session(&self, admin_hash: &TokenHash, session: &NewSession) -> StoreResult<bool> {
         let done = sqlx::query(
-            "INSERT INTO admin_sessions (session_hash, admin_token_id, csrf_token, created_at, expires_at) SELECT $1, id, $2, $3, $4 FROM admin_tokens WHERE token_hash = $5 AND revoked_at IS NULL",
+            "INSERT INTO admin_sessions (session_hash, admin_token_id, csrf_token, created_at, expires_at) SELECT $1, id, $2, $3, $4 FROM admin_tokens WHERE token_hash = $5 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)",
         )
         .bind(&session.session_hash[..])
         .bind(&session.csrf_token)
@@ -739,7 +792,7 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT s.csrf_token FROM admin_sessions s JOIN admin_tokens t ON t.id = s.admin_token_id WHERE s.session_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+            "SELECT s.csrf_token FROM admin_sessions s JOIN admin_tokens t ON t.id = s.admin_token_id WHERE s.session_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(&session_hash[..])
         .bind(now)

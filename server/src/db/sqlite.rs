@@ -42,6 +42,19 @@ fn opt_time(row: &SqliteRow, column: &str) -> StoreResult<Option<DateTime<Utc>>>
     .transpose()
 }
 
+const ADMIN_TOKEN_COLUMNS: &str = "id, label, created_at, expires_at, last_used_at, revoked_at";
+
+fn admin_token(row: &SqliteRow) -> StoreResult<AdminToken> {
+    Ok(AdminToken {
+        id: row.try_get("id")?,
+        label: row.try_get("label")?,
+        created_at: time(row, "created_at")?,
+        expires_at: opt_time(row, "expires_at")?,
+        last_used_at: opt_time(row, "last_used_at")?,
+        revoked_at: opt_time(row, "revoked_at")?,
+    })
+}
+
 fn employee_ref(row: &SqliteRow) -> Result<EmployeeRef, sqlx::Error> {
     Ok(EmployeeRef {
         id: row.try_get("id")?,
@@ -402,39 +415,80 @@ impl Store for SqliteStore {
         device(&row)
     }
 
-    async fn add_admin_token(
-        &self,
-        token_hash: &TokenHash,
-        label: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO admin_tokens (token_hash, label, created_at) VALUES (?, ?, ?)")
-            .bind(&token_hash[..])
-            .bind(label)
-            .bind(micros(now))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn add_admin_token(&self, t: &NewAdminToken) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO admin_tokens (token_hash, label, created_at, expires_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&t.token_hash[..])
+        .bind(&t.label)
+        .bind(micros(t.created_at))
+        .bind(t.expires_at.map(micros))
+        .fetch_one(&self.pool)
+        .await?)
     }
 
-    async fn admin_token_valid(&self, token_hash: &TokenHash) -> StoreResult<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL")
-                .bind(&token_hash[..])
-                .fetch_optional(&self.pool)
+    async fn admin_token_valid(&self, token_hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<bool> {
+        let found: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, last_used_at FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(&token_hash[..])
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id, last_used)) = found else {
+            return Ok(false);
+        };
+        let stale = micros(now) - LAST_USED_PRECISION_SECS * 1_000_000;
+        if last_used.is_none_or(|t| t < stale) {
+            sqlx::query("UPDATE admin_tokens SET last_used_at = ? WHERE id = ?")
+                .bind(micros(now))
+                .bind(id)
+                .execute(&self.pool)
                 .await?;
-        Ok(found.is_some())
+        }
+        Ok(true)
+    }
+
+    async fn admin_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        sqlx::query(&format!(
+            "SELECT {ADMIN_TOKEN_COLUMNS} FROM admin_tokens ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(admin_token)
+        .collect()
+    }
+
+    async fn revoke_admin_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<AdminToken> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING {ADMIN_TOKEN_COLUMNS}"
+        ))
+        .bind(micros(now))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("admin token"))?;
+        sqlx::query("DELETE FROM admin_sessions WHERE admin_token_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        admin_token(&row)
     }
 
     async fn create_session(&self, admin_hash: &TokenHash, session: &NewSession) -> StoreResult<bool> {
         let done = sqlx::query(
-            "INSERT INTO admin_sessions (session_hash, admin_token_id, csrf_token, created_at, expires_at) SELECT ?, id, ?, ?, ? FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            "INSERT INTO admin_sessions (session_hash, admin_token_id, csrf_token, created_at, expires_at) SELECT ?, id, ?, ?, ? FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(&session.session_hash[..])
         .bind(&session.csrf_token)
         .bind(micros(session.created_at))
         .bind(micros(session.expires_at))
         .bind(&admin_hash[..])
+        .bind(micros(session.created_at))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -446,9 +500,10 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT s.csrf_token FROM admin_sessions s JOIN admin_tokens t ON t.id = s.admin_token_id WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL",
+            "SELECT s.csrf_token FROM admin_sessions s JOIN admin_tokens t ON t.id = s.admin_token_id WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
         )
         .bind(&session_hash[..])
+        .bind(micros(now))
         .bind(micros(now))
         .fetch_optional(&self.pool)
         .await?)

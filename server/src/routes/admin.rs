@@ -1,6 +1,6 @@
 //! Admin API (`/api/admin/...`), for admin tokens only.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 use warp::http::StatusCode;
@@ -169,7 +169,11 @@ pub fn routes(
     // Boxed in groups: one chain of this many filters overflows the
     // compiler's type recursion limit in optimised builds.
     let insight = set_team.or(activity).unify().or(summary).unify().boxed();
-    let any = any.or(insight).unify();
+    let any = any
+        .or(insight)
+        .unify()
+        .or(super::admin_tokens::routes(state).boxed())
+        .unify();
     // Authentication once, after the prefix match.
     warp::path("api")
         .and(warp::path("admin"))
@@ -193,10 +197,16 @@ pub struct ListParams {
 
 fn parse_bound(field: &'static str, s: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
+        let t = t.with_timezone(&Utc);
+        crate::summary::plausible_date(field, t.date_naive())?;
+        return Ok(t);
     }
-    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| ApiError::field(field, "expected RFC 3339 or YYYY-MM-DD"))?;
+    let day = crate::summary::parse_day(field, s).map_err(|_| {
+        ApiError::field(
+            field,
+            "expected RFC 3339 or YYYY-MM-DD, of a year from 1970 to 9998",
+        )
+    })?;
     let day = if end_of_day { day + Duration::days(1) } else { day };
     Ok(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
 }
@@ -590,6 +600,10 @@ fn image_reply(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(reject(ApiError::NotFound("screenshot")))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            tracing::warn!(error = %e, "a stored screenshot cannot be decoded for its thumbnail");
+            return Err(reject(ApiError::ScreenshotUnreadable));
+        }
         Err(e) => return Err(reject(ApiError::internal(e))),
     };
     let mut res = warp::reply::Response::new(bytes.into());
@@ -624,7 +638,8 @@ pub async fn screenshot(state: AppState, id: Uuid) -> Result<warp::reply::Respon
 /// made on first use and kept until retention deletes the screenshot.
 #[utoipa::path(get, path = "/api/admin/logs/{id}/thumbnail", tag = "admin", security(("admin_token" = [])),
     responses((status = 200, content_type = "image/jpeg", description = "the thumbnail"),
-              (status = 404, body = wfh_protocol::ErrorBody)))]
+              (status = 404, body = wfh_protocol::ErrorBody),
+              (status = 422, body = wfh_protocol::ErrorBody, description = "`screenshot_unreadable`: the stored file cannot be decoded (the screenshot itself is still served as stored)")))]
 pub async fn thumbnail(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
     let (_, path) = stored_log(&state, id).await?;
     image_reply(

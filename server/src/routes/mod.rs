@@ -1,19 +1,22 @@
 //! The HTTP surface: one module per area, one `recover` at the edge.
 
 pub mod admin;
+pub mod admin_tokens;
 pub mod dashboard;
 pub mod health;
 pub mod ingest;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode};
 use warp::{Filter, Rejection};
 
 use crate::auth::{self, Device};
 use crate::error::{self, ApiError};
-use crate::metrics::{route_label, RequestLabels, RouteLabel};
+use crate::metrics::{method_label, RequestLabels, RouteLabel, RouteTable};
 use crate::state::{with_state, AppState};
 
 /// The peer address of a connection, set by the server loop on every request.
@@ -23,14 +26,17 @@ pub struct PeerAddr(pub SocketAddr);
 /// Every route, with JSON errors, request logging and metrics.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
     let metrics = state.metrics.clone();
+    let table = route_table();
+    let allow = Arc::new(allowed_methods(&table));
+    let allow_table = table.clone();
     let observe = warp::log::custom(move |info| {
-        let route = route_label(info.path());
+        let route = table.label(info.path());
         let status = info.status().as_u16();
         metrics
             .requests
             .get_or_create(&RequestLabels {
-                route: route.clone(),
-                method: info.method().to_string(),
+                route,
+                method: method_label(info.method()),
                 status,
             })
             .inc();
@@ -44,7 +50,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (impl warp::Reply,), Er
             tracing::debug!(method = %info.method(), path = info.path(), status, elapsed_ms = info.elapsed().as_millis() as u64, "request");
         }
     });
-    health::routes(state)
+    let answer = health::routes(state)
         .or(ingest::routes(state))
         .unify()
         .or(admin::routes(state))
@@ -52,9 +58,72 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (impl warp::Reply,), Er
         .or(dashboard::routes(state))
         .unify()
         .recover(error::recover)
-        .unify()
+        .unify();
+    // A method a path does not take (TRACE, say) is told which it does.
+    warp::path::full()
+        .and(answer)
+        .map(
+            move |path: warp::path::FullPath, mut res: warp::reply::Response| {
+                if res.status() == StatusCode::METHOD_NOT_ALLOWED {
+                    if let Some(v) = allow.get(allow_table.label(path.as_str())) {
+                        res.headers_mut().insert("allow", v.clone());
+                    }
+                }
+                res
+            },
+        )
         .with(observe)
         .with(warp::reply::with::header("x-content-type-options", "nosniff"))
+}
+
+/// Paths outside the API document, all answering GET only.
+const OTHER_PATHS: [&str; 12] = [
+    "/healthz",
+    "/metrics",
+    "/api/openapi.json",
+    "/",
+    "/login",
+    "/logs",
+    "/admin",
+    "/summary",
+    "/employees/{id}/{day}",
+    "/assets/app.js",
+    "/assets/app.css",
+    "/assets/icon.svg",
+];
+
+/// Every path the server answers, as a pattern: the API document's paths,
+/// operations, and the dashboard's pages and assets. Metrics are labelled
+/// with these and nothing else.
+pub fn route_table() -> RouteTable {
+    let doc = crate::openapi::document();
+    let api: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
+    RouteTable::new(api.into_iter().chain(OTHER_PATHS))
+}
+
+/// The `Allow` header of each route pattern: its methods, from the API
+/// document; GET for the rest.
+fn allowed_methods(table: &RouteTable) -> HashMap<&'static str, HeaderValue> {
+    let doc = crate::openapi::document();
+    let mut allow = HashMap::new();
+    for (path, item) in &doc.paths.paths {
+        let methods: Vec<&str> = [
+            ("GET", item.get.is_some()),
+            ("PUT", item.put.is_some()),
+            ("POST", item.post.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(m, has)| has.then_some(m))
+        .collect();
+        if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {
+            allow.insert(table.label(path), v);
+        }
+    }
+    for path in OTHER_PATHS {
+        allow.insert(table.label(path), HeaderValue::from_static("GET"));
+    }
+    allow
 }
 
 /// The device behind the bearer token.

@@ -22,7 +22,7 @@ on_both_backends!(
     exports_stream_the_filter_as_csv_and_pdf,
 );
 
-fn session_cookie(res: &reqwest::Response) -> Option<String> {
+pub(crate) fn session_cookie(res: &reqwest::Response) -> Option<String> {
     res.headers()
         .get_all(SET_COOKIE)
         .iter()

@@ -172,12 +172,11 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
-        let admin_token = wfh_server::auth::new_admin_token();
-        state
-            .store
-            .add_admin_token(&wfh_server::auth::hash_secret(&admin_token), "tests", clock.now())
-            .await
-            .unwrap();
+        let admin_token =
+            wfh_server::auth::create_admin_token(state.store.as_ref(), "tests", None, clock.now())
+                .await
+                .unwrap()
+                .token;
         let client = if scheme == "https" {
             // TLS tests build their own clients with the test CA.
             ApiClient::new(&format!("http://{addr}"), None).unwrap()

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod dashboard;
 mod events;
+mod hardening;
 mod ingest;
 mod policy;
 mod retention;

@@ -1,0 +1,414 @@
+//! What an outside review found, each kept closed: hostile images, token
+//! revocation, unbounded metrics, slow clients, panics on odd input.
+
+use serde_json::Value;
+
+use crate::helpers::{png, Backend, TestApp};
+use crate::on_both_backends;
+
+/// A PNG whose header declares `width`x`height` pixels and carries a few
+/// bytes of data: a decompression bomb.
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(png::ColorType::Rgba);
+    let mut w = enc.write_header().unwrap();
+    w.write_chunk(
+        png::chunk::IDAT,
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    )
+    .unwrap();
+    w.finish().unwrap();
+    out
+}
+
+async fn upload(app: &TestApp, token: &str, username: &str, image: Vec<u8>) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "meta",
+            reqwest::multipart::Part::bytes(serde_json::to_vec(&app.log_meta(username)).unwrap()),
+        )
+        .part("screenshot", reqwest::multipart::Part::bytes(image));
+    let res = app
+        .http
+        .post(app.url("/api/log"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn images_that_would_exhaust_or_break_the_server_are_refused_at_upload(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (token, _) = app.enrolled("bo").await;
+
+    let bomb = png_declaring(10_000, 10_000);
+    let (status, body) = upload(&app, token.expose(), "bo", bomb).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("image_too_large")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("10000x10000"),
+        "{body}"
+    );
+
+    // The PNG signature, then a web page.
+    let mut fake = b"\x89PNG\r\n\x1a\n".to_vec();
+    fake.extend_from_slice(b"<html><body><script>alert(1)</script></body></html>");
+    fake.resize(171, b' ');
+    let (status, body) = upload(&app, token.expose(), "bo", fake).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{body}"
+    );
+
+    assert_eq!(app.count("logs").await, 0);
+    assert!(app.screenshot_files().is_empty(), "{:?}", app.screenshot_files());
+    let (status, _) = upload(&app, token.expose(), "bo", png(64, 48)).await;
+    assert_eq!(status, 201);
+}
+
+async fn a_stored_screenshot_that_cannot_be_decoded_never_answers_a_server_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (token, _) = app.enrolled("cy").await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = upload(&app, token.expose(), "cy", png(64, 48)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    // What a server before the upload checks may hold: a bomb and a web page
+    // under screenshot names (written straight to the disk here).
+    let root = app.state.screenshots.root().to_owned();
+    let files = app.screenshot_files();
+    assert_eq!(files.len(), 2);
+    let mut fake = b"\x89PNG\r\n\x1a\n".to_vec();
+    fake.extend_from_slice(b"<html>");
+    let by_id = |id: &str| files.iter().find(|f| f.contains(id)).unwrap().clone();
+    std::fs::write(root.join(by_id(&ids[0])), png_declaring(10_000, 10_000)).unwrap();
+    std::fs::write(root.join(by_id(&ids[1])), &fake).unwrap();
+
+    for id in &ids {
+        let (status, body) = app.admin_get(&format!("/api/admin/logs/{id}/thumbnail")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("screenshot_unreadable")),
+            "{id}: {body}"
+        );
+        // The file as stored is still there for whoever needs it.
+        let res = app
+            .http
+            .get(app.url(&format!("/api/admin/logs/{id}/screenshot")))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    // The PDF export leaves the picture out and still answers.
+    let res = app
+        .http
+        .get(app.url("/api/admin/logs/export/logs.pdf"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap().starts_with(b"%PDF"));
+}
+
+/// A dashboard session opened with `token`: the cookie pair.
+async fn session_with(app: &TestApp, token: &str) -> String {
+    let res = app
+        .http
+        .post(app.url("/api/session"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let set = crate::dashboard::session_cookie(&res).unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// The status of `GET /api/admin/employees` with a bearer token or a cookie.
+async fn admin_status(app: &TestApp, bearer: Option<&str>, cookie: Option<&str>) -> u16 {
+    let mut req = app.http.get(app.url("/api/admin/employees"));
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Some(c) = cookie {
+        req = req.header(reqwest::header::COOKIE, c);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+async fn an_admin_token_can_be_listed_and_revoked_and_then_nothing_made_from_it_works(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (status, created) = app
+        .admin_post(
+            "/api/admin/admin-tokens",
+            Some(serde_json::json!({"label": "alice's laptop", "expires_days": 30})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_i64().unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!((expires - app.now()).num_days(), 30);
+
+    // Used once: a session from it and a bearer request work; both are cached
+    // by nothing that outlives the revocation.
+    let cookie = session_with(&app, &token).await;
+    assert_eq!(admin_status(&app, Some(&token), None).await, 200);
+    assert_eq!(admin_status(&app, None, Some(&cookie)).await, 200);
+    let (status, list) = app.admin_get("/api/admin/admin-tokens").await;
+    assert_eq!(status, 200);
+    let listed = list.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{list}");
+    assert!(
+        !list.to_string().contains(&token),
+        "a listing never shows a token"
+    );
+    let mine = listed.iter().find(|t| t["id"] == id).unwrap();
+    assert_eq!(mine["label"], "alice's laptop");
+    assert!(mine["last_used_at"].is_string(), "{mine}");
+    assert!(mine["revoked_at"].is_null());
+
+    let (status, revoked) = app
+        .admin_post(&format!("/api/admin/admin-tokens/{id}/revoke"), None)
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert!(revoked["revoked_at"].is_string());
+    assert_eq!(admin_status(&app, Some(&token), None).await, 401);
+    assert_eq!(admin_status(&app, None, Some(&cookie)).await, 401);
+    // No new session from it either; the other token still works.
+    let res = app
+        .http
+        .post(app.url("/api/session"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(admin_status(&app, Some(&app.admin_token), None).await, 200);
+    let (status, _) = app
+        .admin_post("/api/admin/admin-tokens/999999/revoke", None)
+        .await;
+    assert_eq!(status, 404);
+    for bad in [
+        serde_json::json!({"label": ""}),
+        serde_json::json!({"label": "x", "expires_days": 0}),
+        serde_json::json!({"label": "x", "expires_days": 100000}),
+    ] {
+        let (status, body) = app.admin_post("/api/admin/admin-tokens", Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+}
+
+async fn an_expired_admin_token_and_its_sessions_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, created) = app
+        .admin_post(
+            "/api/admin/admin-tokens",
+            Some(serde_json::json!({"label": "contractor", "expires_days": 1})),
+        )
+        .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    // A session opened an hour before the token expires would live on for
+    // eleven hours more on its own.
+    app.clock.advance(chrono::Duration::hours(23));
+    let cookie = session_with(&app, &token).await;
+    assert_eq!(admin_status(&app, Some(&token), None).await, 200);
+    assert_eq!(admin_status(&app, None, Some(&cookie)).await, 200);
+    app.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(admin_status(&app, Some(&token), None).await, 401);
+    assert_eq!(admin_status(&app, None, Some(&cookie)).await, 401);
+    assert_eq!(admin_status(&app, Some(&app.admin_token), None).await, 200);
+}
+
+/// The command line revokes a token that the running server then refuses at
+/// once: another process, so no cache of the server's may hold it.
+async fn an_admin_token_revoked_from_the_command_line_is_refused_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, created) = app
+        .admin_post(
+            "/api/admin/admin-tokens",
+            Some(serde_json::json!({"label": "ci"})),
+        )
+        .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(admin_status(&app, Some(&token), None).await, 200);
+    let config = (*app.state.config).clone();
+    let mut out = Vec::new();
+    wfh_server::cli::run(
+        wfh_server::cli::Command::AdminToken(wfh_server::cli::AdminTokenCommand::List),
+        config.clone(),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let listing = String::from_utf8(out).unwrap();
+    let line = listing
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(line.contains("ci") && line.ends_with("active"), "{line}");
+    assert!(!listing.contains(&token));
+    let mut out = Vec::new();
+    wfh_server::cli::run(
+        wfh_server::cli::Command::AdminToken(wfh_server::cli::AdminTokenCommand::Revoke { id }),
+        config,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin_status(&app, Some(&token), None).await, 401);
+}
+
+async fn metrics_stay_the_same_size_whatever_paths_and_methods_clients_send(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let metrics = || async {
+        app.http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Every route once, so the families exist before the measure.
+    for _ in 0..3 {
+        app.admin_get("/api/admin/employees").await;
+        app.http.get(app.url("/api/nope")).send().await.unwrap();
+    }
+    let before = metrics().await.len();
+    for i in 0..550 {
+        let method = reqwest::Method::from_bytes(format!("X{}", i % 7).as_bytes()).unwrap();
+        app.http
+            .request(method, app.url(&format!("/random-{i}/{}", uuid::Uuid::new_v4())))
+            .send()
+            .await
+            .unwrap();
+        app.http
+            .get(app.url(&format!("/api/admin/logs/{i}/x/y")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = metrics().await;
+    assert!(
+        text.len() < before + 2048,
+        "/metrics grew from {before} to {} bytes",
+        text.len()
+    );
+    assert!(!text.contains("random-"), "{text}");
+    assert!(text.contains(r#"route="unmatched""#), "{text}");
+    assert!(
+        text.contains(r#"route="/api/admin/employees",method="GET",status="200""#),
+        "{text}"
+    );
+    for name in [
+        "wfh_build_info{version=",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(text.contains(name), "{name}: {text}");
+    }
+}
+
+/// Raw bytes to the server; everything it answers until it closes the
+/// connection (or `patience` passes, which fails the test).
+async fn exchange(app: &TestApp, request: &[u8], patience: std::time::Duration) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(patience, stream.read_to_end(&mut out))
+        .await
+        .expect("the server closed the connection in time")
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn a_client_that_sends_half_a_request_is_cut_off(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.header_read_timeout_secs = 1;
+        c.request_timeout_secs = 2;
+    })
+    .await;
+    let (token, _) = app.enrolled("sly").await;
+    // Half a header, then nothing: closed after the header timeout.
+    let started = std::time::Instant::now();
+    exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Headers in full, then a body that never comes: 408 and closed.
+    let head = format!(
+        "POST /api/heartbeat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"username\"",
+        token.expose()
+    );
+    let answer = exchange(&app, head.as_bytes(), std::time::Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    // The server is fine.
+    let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+async fn odd_dates_and_methods_get_clear_answers_not_dropped_connections(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for path in [
+        "/api/admin/heartbeats?to=%2B262142-12-31",
+        "/api/admin/heartbeats?from=-262143-01-01",
+        "/api/admin/logs?to=9999-12-31",
+        "/api/admin/summary?period=month&date=%2B262142-12-31",
+        "/api/admin/summary?period=week&date=0000-01-01",
+        "/api/admin/logs/export/logs.csv?to=%2B262142-12-31",
+    ] {
+        let (status, body) = app.admin_get(path).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_field", "{path}: {body}");
+    }
+    let (status, _) = app.admin_get("/api/admin/heartbeats?to=9998-12-31").await;
+    assert_eq!(status, 200);
+    for (path, allow) in [
+        ("/api/heartbeat", "POST"),
+        ("/api/admin/employees", "GET, POST"),
+        ("/", "GET"),
+    ] {
+        let res = app
+            .http
+            .request(reqwest::Method::TRACE, app.url(path))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{path}");
+        assert_eq!(res.headers()["allow"], allow, "{path}");
+    }
+}
+
+on_both_backends!(
+    metrics_stay_the_same_size_whatever_paths_and_methods_clients_send,
+    a_client_that_sends_half_a_request_is_cut_off,
+    odd_dates_and_methods_get_clear_answers_not_dropped_connections,
+    images_that_would_exhaust_or_break_the_server_are_refused_at_upload,
+    a_stored_screenshot_that_cannot_be_decoded_never_answers_a_server_error,
+    an_admin_token_can_be_listed_and_revoked_and_then_nothing_made_from_it_works,
+    an_expired_admin_token_and_its_sessions_are_refused,
+    an_admin_token_revoked_from_the_command_line_is_refused_at_once,
+);
