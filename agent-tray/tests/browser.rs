@@ -24,8 +24,11 @@ impl Drop for Browser {
     }
 }
 
+/// Requests the page server got: first lines and hosts, for a failure's report.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// A web server for `*.test` pages, on a thread, until the test ends.
-fn pages() -> u16 {
+fn pages(seen: Seen) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -33,6 +36,14 @@ fn pages() -> u16 {
             let Ok(mut s) = stream else { continue };
             let mut buf = [0u8; 4096];
             let n = s.read(&mut buf).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]);
+            let host = text
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("host:"))
+                .unwrap_or("");
+            seen.lock()
+                .unwrap()
+                .push(format!("{} ({host})", text.lines().next().unwrap_or("")));
             // Each site's page has a title of its own, so its window can be
             // found by name.
             let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
@@ -52,7 +63,13 @@ fn pages() -> u16 {
     port
 }
 
-fn chromium(desktop: &Desktop, profile: &std::path::Path, data_dir: &std::path::Path, url: &str) -> Child {
+fn chromium(
+    desktop: &Desktop,
+    profile: &std::path::Path,
+    data_dir: &std::path::Path,
+    url: &str,
+    log: &std::path::Path,
+) -> Child {
     let extension = concat!(env!("CARGO_MANIFEST_DIR"), "/../browser-extension");
     Command::new("chromium")
         .args([
@@ -72,28 +89,44 @@ fn chromium(desktop: &Desktop, profile: &std::path::Path, data_dir: &std::path::
         // The native host (started by Chromium) finds the agent's database.
         .env("WFH_AGENT_DATA_DIR", data_dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("chromium (scripts/test installs it)")
 }
 
 /// The X window whose title contains `name` (Chromium names its window
-/// after the page in front).
-async fn window_named(desktop: &Desktop, name: &str) -> String {
+/// after the page in front); `report` says what else there is if none does.
+async fn window_named(desktop: &Desktop, name: &str, report: impl Fn() -> String) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ids = xdotool_lenient(desktop, &["search", "--onlyvisible", "--name", name]);
         if let Some(id) = ids.lines().last() {
             return id.to_owned();
         }
-        assert!(Instant::now() < deadline, "no window shows {name:?}");
+        if Instant::now() >= deadline {
+            let windows = xdotool_lenient(
+                desktop,
+                &[
+                    "search",
+                    "--onlyvisible",
+                    "--class",
+                    "chromium",
+                    "getwindowname",
+                    "%@",
+                ],
+            );
+            panic!(
+                "no window shows {name:?}; Chromium's windows:\n{windows}\n{}",
+                report()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
 /// Wait until the native host has told the agent `domain` is the tab in
 /// front; when that was seen.
-async fn wait_for_tab(agent: &support::Agent, domain: &str) -> Instant {
+async fn wait_for_tab(agent: &support::Agent, domain: &str, report: impl Fn() -> String) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let url = format!("sqlite://{}?mode=ro", agent.data_db().display());
@@ -108,8 +141,9 @@ async fn wait_for_tab(agent: &support::Agent, domain: &str) -> Instant {
         }
         assert!(
             Instant::now() < deadline,
-            "the extension never reported {domain} (is the native host installed?)\n{}",
-            agent.logs()
+            "the extension never reported {domain} (is the native host installed?)\n{}\n{}",
+            agent.logs(),
+            report()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -144,19 +178,34 @@ async fn the_agent_records_the_domains_chromium_shows() {
     assert!(manifest.exists(), "{out}");
 
     agent.spawn();
-    let port = pages();
+    let seen = Seen::default();
+    let port = pages(seen.clone());
     let data_dir = laptop.path().join("agent-data");
+    let logs = [
+        laptop.path().join("chromium-1.log"),
+        laptop.path().join("chromium-2.log"),
+    ];
+    let report = || {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+        format!(
+            "pages served: {:?}\n--- first Chromium:\n{}\n--- second Chromium:\n{}",
+            seen.lock().unwrap(),
+            read(&logs[0]),
+            read(&logs[1])
+        )
+    };
     let _browser = Browser(chromium(
         &desktop,
         &profile,
         &data_dir,
         &format!("http://alpha.test:{port}/secret-path"),
+        &logs[0],
     ));
     // Chromium's window, in front.
-    let window = window_named(&desktop, "Alpha page").await;
+    let window = window_named(&desktop, "Alpha page", &report).await;
     xdotool(&desktop, &["windowfocus", "--sync", &window]);
     // The extension reports the first tab once its page has loaded.
-    let alpha_seen = wait_for_tab(&agent, "alpha.test").await;
+    let alpha_seen = wait_for_tab(&agent, "alpha.test", &report).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     // A second site, opened by the running Chromium (a new tab, or a new
     // window when Chromium did not count its window as active), then 8 s on
@@ -170,12 +219,13 @@ async fn the_agent_records_the_domains_chromium_shows() {
         &profile,
         &data_dir,
         &format!("http://beta.test:{port}/other"),
+        &logs[1],
     ));
-    let beta_window = window_named(&desktop, "Beta page").await;
+    let beta_window = window_named(&desktop, "Beta page", &report).await;
     xdotool(&desktop, &["windowfocus", "--sync", &beta_window]);
     // Opening it takes longer on a busy machine: time each site from when
     // the agent heard of it.
-    let beta_seen = wait_for_tab(&agent, "beta.test").await;
+    let beta_seen = wait_for_tab(&agent, "beta.test", &report).await;
     tokio::time::sleep(Duration::from_secs(9)).await;
 
     let status = agent.stop();

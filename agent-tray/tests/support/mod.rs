@@ -75,43 +75,59 @@ impl Desktop {
             std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
         }
         let mut children = Vec::new();
-        // A free display number: Xvfb refuses one whose lock file exists.
-        let base = 200 + (std::process::id() % 400) as usize;
-        let mut display = String::new();
-        for n in base..base + 200 {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
-                continue;
-            }
-            let mut x = Command::new("Xvfb");
-            x.args([
-                &format!(":{n}"),
-                "-screen",
-                "0",
-                &format!("{size}x24"),
-                "-nolisten",
-                "tcp",
-                "-noreset",
-            ]);
-            let child = spawn_quiet(&mut x, &dir.path().join(format!("xvfb-{n}.log")));
-            children.push(child);
-            let ready = (0..50).any(|_| {
-                std::thread::sleep(Duration::from_millis(100));
-                Command::new("xdpyinfo")
-                    .env("DISPLAY", format!(":{n}"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            });
-            if ready {
-                display = format!(":{n}");
-                break;
-            }
-            let mut dead = children.pop().unwrap();
-            let _ = dead.kill();
-            let _ = dead.wait();
-        }
-        assert!(!display.is_empty(), "no free X display");
+        // Xvfb picks a free display itself and prints its number: choosing
+        // one here from the lock files races with the other tests starting
+        // at the same moment, and the loser's readiness check would pass on
+        // the winner's server, which dies with the winner's test and takes
+        // this test's windows with it.
+        let mut x = Command::new("Xvfb");
+        x.args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            &format!("{size}x24"),
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("xvfb.log")).unwrap(),
+        ));
+        let mut xvfb = x
+            .spawn()
+            .unwrap_or_else(|e| panic!("Xvfb: {e} (run scripts/test, which installs the desktop packages)"));
+        let out = xvfb.stdout.take().unwrap();
+        children.push(xvfb);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{BufRead as _, Read as _};
+            let mut reader = std::io::BufReader::new(out);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep the pipe open (and drained) for as long as Xvfb runs.
+            let _ = std::io::copy(&mut reader.take(u64::MAX), &mut std::io::sink());
+        });
+        let number = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("Xvfb did not say which display it took");
+        let display = format!(":{}", number.trim());
+        assert!(display.len() > 1, "Xvfb printed {number:?}");
+        let ready = (0..100).any(|_| {
+            Command::new("xdpyinfo")
+                .env("DISPLAY", &display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+                || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    false
+                }
+        });
+        assert!(ready, "Xvfb on {display} does not answer");
         let status = Command::new("xsetroot")
             .args(["-solid", background])
             .env("DISPLAY", &display)
