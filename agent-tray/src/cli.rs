@@ -179,6 +179,9 @@ impl Context {
             None => ConfigFiles::standard(),
         };
         let mut config = AgentConfig::load(&files, std::env::vars())?;
+        for ignored in &config.ignored {
+            tracing::warn!(%ignored, "a setting of the company's monitoring policy outside the system-wide file is ignored");
+        }
         if let Some(server) = &cli.server {
             config.server_url = Some(server.clone());
             config.validate()?;
@@ -426,8 +429,13 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                     .image_bytes
                     .map(|b| format!(" + screenshot {} KB", b / 1024))
                     .unwrap_or_default();
+                let refused = e
+                    .refused
+                    .as_deref()
+                    .map(|why| format!("  NOT ACCEPTED: {why}"))
+                    .unwrap_or_default();
                 println!(
-                    "{}  {:<9} {}{size}",
+                    "{}  {:<9} {}{size}{refused}",
                     e.sent_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
                     e.kind,
                     e.body
@@ -440,7 +448,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             if let Some(user) = &ctx.files.user {
                 println!("# user file:   {}", user.display());
             }
-            println!("# environment: WFH_AGENT_<KEY>\n");
+            println!("# environment: WFH_AGENT_<KEY>");
+            for ignored in &ctx.config.ignored {
+                println!("# ignored (the company's policy, not a personal setting): {ignored}");
+            }
+            println!();
             print!("{}", toml_lines(&ctx.config));
             Ok(())
         }

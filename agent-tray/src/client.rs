@@ -36,9 +36,12 @@ impl std::fmt::Debug for DeviceToken {
 /// What the caller should do after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
-    /// Transient (network, 5xx, 429): keep it and try again with backoff.
+    /// It may succeed later (network, 5xx, 429, a proxy's error page, a
+    /// disabled employee, a server clock behind this one): keep it and try
+    /// again with backoff, no sooner than the server's `Retry-After`.
     Retry,
-    /// The server refused this item for good (4xx): set it aside with the error.
+    /// The server refused this item for good, saying why (a malformed or
+    /// expired item): set it aside with the reason, for the employee to see.
     SetAside,
     /// The token is no longer valid: enrol again.
     Reenroll,
@@ -59,20 +62,53 @@ pub enum ClientError {
         status: StatusCode,
         code: String,
         message: String,
+        /// The answer's `Retry-After`, in seconds.
+        retry_after: Option<Duration>,
+        /// Whether the answer was the server's own JSON error, rather than
+        /// a page from something in between (a proxy, a captive portal).
+        from_server: bool,
     },
 }
 
 impl ClientError {
     pub fn disposition(&self) -> Disposition {
-        match self {
-            ClientError::Transport(_) => Disposition::Retry,
-            ClientError::Status { status, .. } => match *status {
-                StatusCode::UNAUTHORIZED => Disposition::Reenroll,
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => Disposition::Retry,
-                s if s.is_server_error() => Disposition::Retry,
+        let ClientError::Status {
+            status,
+            code,
+            from_server,
+            ..
+        } = self
+        else {
+            return match self {
+                ClientError::Transport(_) => Disposition::Retry,
                 _ => Disposition::SetAside,
-            },
+            };
+        };
+        match (*status, code.as_str()) {
+            (StatusCode::UNAUTHORIZED, _) if *from_server => Disposition::Reenroll,
+            // Only the server itself can refuse an item for good; an error
+            // page from a proxy in between says nothing about the item.
+            _ if !from_server => Disposition::Retry,
+            (StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT, _) => Disposition::Retry,
+            (s, _) if s.is_server_error() => Disposition::Retry,
+            // Our clock is ahead of the server's: it will catch up.
+            (_, "timestamp_in_future") => Disposition::Retry,
+            // The admin may enable the employee again.
+            (_, "employee_disabled") => Disposition::Retry,
+            // An endpoint this server does not have yet, or a newer agent
+            // than it accepts: an upgrade on either side fixes it.
+            (StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::UPGRADE_REQUIRED, _) => {
+                Disposition::Retry
+            }
             _ => Disposition::SetAside,
+        }
+    }
+
+    /// How long the server asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::Status { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -294,18 +330,29 @@ async fn decode<T: serde::de::DeserializeOwned>(
     if status.is_success() {
         return res.json().await.map_err(ClientError::Transport);
     }
+    // Delta-seconds only: the server sends no dates, and a proxy's date is
+    // no better than our own backoff.
+    let retry_after = res
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs.min(24 * 3600)));
     let body = res.bytes().await.unwrap_or_default();
-    let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(e) => (e.error.code, e.error.message),
+    let (code, message, from_server) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(e) => (e.error.code, e.error.message, true),
         Err(_) => (
             "http_error".to_owned(),
             String::from_utf8_lossy(&body).chars().take(200).collect(),
+            false,
         ),
     };
     Err(ClientError::Status {
         status,
         code,
         message,
+        retry_after,
+        from_server,
     })
 }
 
@@ -335,17 +382,41 @@ mod tests {
 
     #[test]
     fn failures_map_to_what_the_outbox_should_do() {
-        let status = |s: u16| ClientError::Status {
+        let answer = |s: u16, code: &str, from_server: bool| ClientError::Status {
             status: StatusCode::from_u16(s).unwrap(),
-            code: "x".into(),
+            code: code.into(),
             message: "y".into(),
+            retry_after: None,
+            from_server,
         };
+        let status = |s: u16| answer(s, "invalid_field", true);
         assert_eq!(status(500).disposition(), Disposition::Retry);
         assert_eq!(status(503).disposition(), Disposition::Retry);
         assert_eq!(status(429).disposition(), Disposition::Retry);
         assert_eq!(status(401).disposition(), Disposition::Reenroll);
-        assert_eq!(status(403).disposition(), Disposition::SetAside);
         assert_eq!(status(422).disposition(), Disposition::SetAside);
+        assert_eq!(status(409).disposition(), Disposition::SetAside);
+        assert_eq!(status(413).disposition(), Disposition::SetAside);
+        // A proxy's page, whatever its status, refuses nothing for good.
+        for s in [400, 401, 403, 404, 422] {
+            assert_eq!(
+                answer(s, "http_error", false).disposition(),
+                Disposition::Retry,
+                "{s}"
+            );
+        }
+        // What can succeed later: the server's clock catches up, the employee
+        // is enabled again, the server is upgraded.
+        assert_eq!(
+            answer(422, "timestamp_in_future", true).disposition(),
+            Disposition::Retry
+        );
+        assert_eq!(
+            answer(403, "employee_disabled", true).disposition(),
+            Disposition::Retry
+        );
+        assert_eq!(answer(404, "not_found", true).disposition(), Disposition::Retry);
+        assert_eq!(answer(422, "expired", true).disposition(), Disposition::SetAside);
     }
 
     #[test]

@@ -4,6 +4,13 @@
 //! drops in → the user's file → `WFH_AGENT_*` environment variables →
 //! command-line flags. `wfh-agent config` prints the result and where each
 //! file is looked for.
+//!
+//! The keys that are also the company's monitoring policy ([`POLICY_KEYS`]:
+//! the heartbeat interval, logs per day, the working days and window) come
+//! from the server's policy, or from the system-wide file IT writes, never
+//! from the user's file or the environment: an employee's own settings can
+//! neither flood the server nor skip the day's logs. Such keys found there
+//! are ignored and named in [`AgentConfig::ignored`].
 
 use std::path::{Path, PathBuf};
 
@@ -74,10 +81,14 @@ pub struct AgentConfig {
     /// The agent's own state (outbox, plans, sent log). Default: the
     /// platform's data directory (`~/.local/share/wfh-monitor` on Linux).
     pub data_dir: Option<PathBuf>,
-    /// Schedule keys set on this device (in a file or the environment):
+    /// Schedule keys set on this device by IT (in the system-wide file):
     /// they take precedence over the server's policy. Not a key itself.
     #[serde(skip)]
     pub pinned: Vec<&'static str>,
+    /// Policy keys found in the user's file or the environment and ignored,
+    /// as `where: key`, for the log and `wfh-agent config`.
+    #[serde(skip)]
+    pub ignored: Vec<String>,
 }
 
 /// The keys that are also in the server's monitoring policy.
@@ -108,6 +119,7 @@ impl Default for AgentConfig {
             token_store: TokenStore::Auto,
             data_dir: None,
             pinned: Vec::new(),
+            ignored: Vec::new(),
         }
     }
 }
@@ -248,8 +260,15 @@ impl AgentConfig {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let mut fig = Figment::new().merge(Toml::file(&files.system));
+        let pinned = POLICY_KEYS
+            .into_iter()
+            .filter(|k| fig.find_value(k).is_ok())
+            .collect();
+        let mut ignored = Vec::new();
         if let Some(user) = &files.user {
-            fig = fig.merge(Toml::file(user));
+            if let Some(text) = user_file_without_policy(user, &mut ignored)? {
+                fig = fig.merge(Toml::string(&text));
+            }
         }
         // Only known keys; an empty value means "unset". Values read as the
         // environment provider reads them: numbers, booleans, or strings.
@@ -258,18 +277,19 @@ impl AgentConfig {
             let Some(key) = k.strip_prefix(ENV_PREFIX).map(str::to_ascii_lowercase) else {
                 continue;
             };
+            if POLICY_KEYS.contains(&key.as_str()) {
+                ignored.push(format!("environment: {k}"));
+                continue;
+            }
             if known.contains(&key.as_str()) && !v.is_empty() {
                 let value: figment::value::Value = v.parse().unwrap_or_else(|_| v.clone().into());
                 fig = fig.merge((key, value));
             }
         }
-        let pinned = POLICY_KEYS
-            .into_iter()
-            .filter(|k| fig.find_value(k).is_ok())
-            .collect();
         let fig = Figment::from(Serialized::defaults(AgentConfig::default())).merge(fig);
         let mut config: AgentConfig = fig.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.pinned = pinned;
+        config.ignored = ignored;
         config.validate()?;
         Ok(config)
     }
@@ -395,9 +415,62 @@ fn toml_string(config: &AgentConfig) -> String {
     out
 }
 
+/// The user's file as TOML without the policy keys (noted in `ignored`);
+/// `None` when there is no such file.
+fn user_file_without_policy(path: &Path, ignored: &mut Vec<String>) -> Result<Option<String>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ConfigError::Io(path.to_owned(), e)),
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| ConfigError::Syntax(path.to_owned(), e))?;
+    for key in POLICY_KEYS {
+        if doc.remove(key).is_some() {
+            ignored.push(format!("{}: {key}", path.display()));
+        }
+    }
+    Ok(Some(doc.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_company_policy_cannot_be_changed_from_the_users_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("system.toml");
+        let user = dir.path().join("user.toml");
+        std::fs::write(&system, "logs_per_day = 3\n").unwrap();
+        std::fs::write(
+            &user,
+            "heartbeat_interval_secs = 1\nlogs_per_day = 0\nworking_days = []\nscreenshot_quality = 50\n",
+        )
+        .unwrap();
+        let files = ConfigFiles {
+            system,
+            user: Some(user),
+        };
+        let env = [
+            ("WFH_AGENT_HEARTBEAT_INTERVAL_SECS".to_owned(), "1".to_owned()),
+            ("WFH_AGENT_WINDOW_START".to_owned(), "23:59".to_owned()),
+            ("WFH_AGENT_IDLE_THRESHOLD_SECS".to_owned(), "60".to_owned()),
+        ];
+        let config = AgentConfig::load(&files, env).unwrap();
+        let defaults = AgentConfig::default();
+        // IT's file counts; the employee's own settings of the policy do not.
+        assert_eq!(config.logs_per_day, 3);
+        assert_eq!(config.pinned, ["logs_per_day"]);
+        assert_eq!(config.heartbeat_interval_secs, defaults.heartbeat_interval_secs);
+        assert_eq!(config.working_days, defaults.working_days);
+        assert_eq!(config.window_start, defaults.window_start);
+        assert_eq!(config.ignored.len(), 5, "{:?}", config.ignored);
+        // Their other settings are theirs.
+        assert_eq!(config.screenshot_quality, 50);
+        assert_eq!(config.idle_threshold_secs, 60);
+    }
 
     #[test]
     fn configure_sets_keys_keeps_the_rest_and_refuses_a_bad_server() {

@@ -2,8 +2,12 @@
 //!
 //! * the server cannot be reached → wait (exponential backoff with jitter,
 //!   shared by every item: the network is down, not one item) and try again;
-//! * 5xx, 429 → this item waits its own backoff; the others go on;
-//! * another 4xx → the item can never succeed: it is set aside with the error;
+//! * what can succeed later (5xx, 429, a proxy's error page, a server clock
+//!   behind ours, a disabled employee) → this item waits its own backoff, or
+//!   the server's `Retry-After` if longer; the others go on;
+//! * what the server refuses for good, saying why (a malformed or expired
+//!   item) → set aside with the reason, shown to the employee on the Sent
+//!   page, never dropped silently;
 //! * 401 → the token is no longer valid: delivery stops until the agent has
 //!   enrolled again; nothing is dropped.
 
@@ -125,7 +129,10 @@ impl Delivery {
                 Ok(Step::Wait(wait))
             }
             Disposition::Retry => {
-                let wait = self.backoff.delay(q.attempts, &mut self.rng);
+                let wait = self
+                    .backoff
+                    .delay(q.attempts, &mut self.rng)
+                    .max(e.retry_after().unwrap_or_default());
                 let next = self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
                 self.outbox.retry_later(q, next, &msg).await?;
                 tracing::warn!(kind = q.item.kind(), event_id = %q.item.event_id(), error = %msg, retry_in = ?wait,
@@ -136,7 +143,7 @@ impl Delivery {
             Disposition::SetAside => {
                 tracing::warn!(kind = q.item.kind(), event_id = %q.item.event_id(), error = %msg,
                     "the server refused an item for good; set aside");
-                self.outbox.set_aside(q, &msg).await?;
+                self.outbox.set_aside(q, &msg, self.clock.now()).await?;
                 self.state.send_replace(DeliveryState::Connected);
                 Ok(Step::SetAside)
             }

@@ -91,14 +91,17 @@ pub struct Queued {
     pub item: Item,
 }
 
-/// A row of the sent log (what the employee can browse).
+/// A row of the sent log (what the employee can browse): an item the
+/// server took, or one it refused for good (`refused` holds its reason).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SentEntry {
     pub event_id: Uuid,
     pub kind: String,
     pub body: serde_json::Value,
     pub image_bytes: Option<u64>,
+    /// When it was delivered, or refused.
     pub sent_at: DateTime<Utc>,
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -369,12 +372,15 @@ impl Outbox {
         Ok(())
     }
 
-    /// The server refused it for good: keep it, with the reason, out of the way.
-    pub async fn set_aside(&self, q: &Queued, error: &str) -> Result<()> {
+    /// The server refused it for good: keep it, with the reason, out of the
+    /// way; the sent log lists it as refused.
+    pub async fn set_aside(&self, q: &Queued, error: &str, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET state = 'set_aside', attempts = attempts + 1, last_error = ? WHERE seq = ?",
+            "UPDATE outbox SET state = 'set_aside', attempts = attempts + 1, last_error = ?, set_aside_at = ? \
+             WHERE seq = ?",
         )
         .bind(error)
+        .bind(micros(now))
         .bind(q.seq)
         .execute(&self.pool)
         .await?;
@@ -445,12 +451,16 @@ impl Outbox {
         Ok(dropped)
     }
 
-    /// The sent log, newest first.
+    /// The sent log, newest first, with the items the server refused.
     pub async fn sent(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<SentEntry>> {
         let rows = sqlx::query(
-            "SELECT event_id, kind, body, image_bytes, sent_at FROM sent WHERE sent_at >= ?
+            "SELECT event_id, kind, body, image_bytes, sent_at, NULL AS refused FROM sent WHERE sent_at >= ?
+             UNION ALL
+             SELECT event_id, kind, body, LENGTH(image), set_aside_at, COALESCE(last_error, 'refused')
+             FROM outbox WHERE state = 'set_aside' AND set_aside_at >= ?
              ORDER BY sent_at DESC LIMIT ?",
         )
+        .bind(micros(since))
         .bind(micros(since))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -467,6 +477,7 @@ impl Outbox {
                         .map_err(|e| OutboxError::Corrupt(e.to_string()))?,
                     image_bytes: r.get::<Option<i64>, _>("image_bytes").map(|b| b as u64),
                     sent_at: from_micros(r.get("sent_at"))?,
+                    refused: r.get("refused"),
                 })
             })
             .collect()

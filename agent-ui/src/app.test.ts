@@ -132,8 +132,8 @@ describe("a revoked device", () => {
 describe("what was sent", () => {
   it("lists every item with its fields and a thumbnail of each screenshot", async () => {
     const entries: SentEntry[] = [
-      { event_id: "l1", kind: "log", body: { username: "ana", hostname: "h", local_ips: ["10.0.0.5"], public_ip: "203.0.113.7", timestamp: "2026-12-01T10:31:00+01:00" }, image_bytes: 1024, sent_at: "2026-12-01T09:31:02Z", has_thumbnail: true },
-      { event_id: "h1", kind: "heartbeat", body: { username: "ana", hostname: "h", status: "online", timestamp: "2026-12-01T10:30:00+01:00" }, image_bytes: null, sent_at: "2026-12-01T09:30:01Z", has_thumbnail: false },
+      { event_id: "l1", kind: "log", body: { username: "ana", hostname: "h", local_ips: ["10.0.0.5"], public_ip: "203.0.113.7", timestamp: "2026-12-01T10:31:00+01:00" }, image_bytes: 1024, sent_at: "2026-12-01T09:31:02Z", refused: null, has_thumbnail: true },
+      { event_id: "h1", kind: "heartbeat", body: { username: "ana", hostname: "h", status: "online", timestamp: "2026-12-01T10:30:00+01:00" }, image_bytes: null, sent_at: "2026-12-01T09:30:01Z", refused: null, has_thumbnail: false },
     ];
     const api = fakeApi(snapshot(), { sent: vi.fn(async () => entries), takePage: vi.fn(async () => "sent") });
     const app = new App(root, api);

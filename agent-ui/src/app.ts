@@ -269,7 +269,7 @@ export class App {
   private sentItem(e: SentEntry): HTMLElement {
     const d = describe(e);
     const fields = h("dl", {}, ...d.fields.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-    const item = h("li", { class: `sent-item ${e.kind}`, "data-event": e.event_id }, h("h3", {}, h("time", { datetime: e.sent_at }, new Date(e.sent_at).toLocaleTimeString()), " ", d.title), fields);
+    const item = h("li", { class: `sent-item ${e.kind}${e.refused ? " refused" : ""}`, "data-event": e.event_id }, h("h3", {}, h("time", { datetime: e.sent_at }, new Date(e.sent_at).toLocaleTimeString()), " ", d.title), fields);
     if (e.has_thumbnail) {
       const img = h("img", { class: "thumb", alt: `Your screenshot sent at ${time(e.sent_at)}` }) as HTMLImageElement;
       item.prepend(img);

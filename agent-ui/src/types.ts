@@ -63,7 +63,10 @@ export interface SentEntry {
   kind: "heartbeat" | "log" | "event" | "activity";
   body: Record<string, unknown>;
   image_bytes: number | null;
+  /** When it was delivered, or refused. */
   sent_at: string;
+  /** The server's reason, when it refused this item for good. */
+  refused: string | null;
   has_thumbnail: boolean;
 }
 

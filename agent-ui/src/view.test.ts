@@ -55,8 +55,14 @@ describe("the sent log", () => {
     body: { username: "ana", hostname: "ana-laptop", local_ips: ["10.0.0.5"], public_ip: null, timestamp: "2026-12-01T10:31:00+01:00", event_id: "e1" },
     image_bytes: 300 * 1024,
     sent_at: "2026-12-01T09:31:02Z",
+    refused: null,
     has_thumbnail: true,
   };
+  it("says plainly what the server refused, and why", () => {
+    const d = describeSent({ ...log, refused: "the server answered 422 Unprocessable Entity: expired: older than the retention period" });
+    expect(d.title).toBe("Not accepted by the server: Detailed log with a screenshot");
+    expect(d.fields.at(-1)).toEqual(["Server's reason", "the server answered 422 Unprocessable Entity: expired: older than the retention period"]);
+  });
   it("names every field that was sent", () => {
     const d = describeSent(log);
     expect(d.title).toMatch(/screenshot/);

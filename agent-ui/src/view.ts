@@ -144,6 +144,10 @@ export function describe(e: SentEntry): { title: string; fields: [string, string
     }
     add("Time", time(b.timestamp));
   }
+  if (e.refused) {
+    title = `Not accepted by the server: ${title}`;
+    fields.push(["Server's reason", e.refused]);
+  }
   return { title, fields };
 }
 

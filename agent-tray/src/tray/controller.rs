@@ -294,7 +294,7 @@ impl Controller {
         Ok(entries
             .into_iter()
             .map(|entry| SentView {
-                has_thumbnail: entry.kind == "log",
+                has_thumbnail: entry.kind == "log" && entry.refused.is_none(),
                 entry,
             })
             .collect())
