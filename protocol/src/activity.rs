@@ -223,7 +223,9 @@ fn join_and(parts: &[String]) -> String {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActivityRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub hostname: String,
     /// Chosen by the agent; a retry with the same id is stored once.
     pub event_id: Uuid,

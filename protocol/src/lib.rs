@@ -91,12 +91,16 @@ impl From<HeartbeatStatus> for PresenceStatus {
 /// `POST /api/enroll`: trade an enrolment code for a device token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The code an admin issued (case and dashes are ignored).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub code: String,
     /// The OS user name on the device.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub username: String,
     /// The device's host name.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub hostname: String,
 }
 
@@ -124,6 +128,7 @@ impl std::fmt::Debug for EnrollResponse {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct EmployeeRef {
     pub id: i64,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub username: String,
     pub display_name: Option<String>,
 }
@@ -134,8 +139,10 @@ pub struct EmployeeRef {
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     /// The OS user name, as reported by the device.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub username: String,
     /// The host name, as reported by the device.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub hostname: String,
     pub status: HeartbeatStatus,
     /// When the heartbeat was taken, RFC 3339 with the device's UTC offset.
@@ -159,7 +166,9 @@ pub struct EventAccepted {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LogMeta {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub hostname: String,
     /// The device's own addresses (`local-ip-address`).
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
@@ -237,7 +246,9 @@ pub struct LogRecord {
     pub event_id: Uuid,
     pub employee_id: i64,
     pub device_id: i64,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub hostname: String,
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub local_ips: Vec<IpAddr>,
@@ -275,7 +286,9 @@ pub struct ImageInfo {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentEventRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub hostname: String,
     /// When it happened on the device, RFC 3339 with the device's UTC offset.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -306,6 +319,7 @@ pub enum AgentEvent {
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
         day: NaiveDate,
         /// Which of the day's logs (0-based).
+        #[cfg_attr(feature = "openapi", schema(maximum = 23))]
         slot: u8,
         reason: MissedReason,
         /// Details for people, e.g. the capture error.

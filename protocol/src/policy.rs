@@ -28,8 +28,10 @@ pub struct MonitoringPolicy {
     /// Who can see what is collected, in the company's words.
     pub viewers: String,
     /// Seconds between heartbeats. Default 300.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub heartbeat_interval_secs: u32,
     /// Detailed logs (with a desktop screenshot) per working day. Default 2.
+    #[cfg_attr(feature = "openapi", schema(maximum = 24))]
     pub logs_per_day: u8,
     /// Working days, `mon` … `sun`. Default Monday to Friday.
     pub working_days: Vec<String>,
@@ -45,6 +47,7 @@ pub struct MonitoringPolicy {
     pub activity: ActivityPolicy,
     /// Days the server keeps what it receives (set by the server's
     /// `retention_days`; read-only here).
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub retention_days: u32,
 }
 

@@ -73,6 +73,10 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Most client connections open at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Refuse (429) a device's heartbeats past a burst of 900 when they
+    /// come a hundred times faster than the policy's interval. Turn off only
+    /// for load tests that send from a few devices.
+    pub heartbeat_flood_guard: bool,
     /// Log output: `text` or `json`.
     pub log_format: LogFormat,
     /// The company's time zone (IANA name such as `Europe/Berlin`): where
@@ -111,6 +115,7 @@ impl Default for Config {
             header_read_timeout_secs: 30,
             request_timeout_secs: 300,
             max_connections: 10_000,
+            heartbeat_flood_guard: true,
             log_format: LogFormat::Text,
             company_timezone: "UTC".into(),
         }

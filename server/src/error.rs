@@ -39,6 +39,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     ImageTooLarge(String),
+    #[error("timestamp: ahead of the server's clock by more than the allowed skew; send it again in {retry_after_secs} s")]
+    TimestampInFuture { retry_after_secs: u64 },
+    #[error("timestamp: {0}")]
+    Expired(String),
+    #[error("too many failed attempts from this address; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the stored screenshot cannot be decoded; the original is still available")]
     ScreenshotUnreadable,
     #[error("the body is larger than the limit of {limit} bytes")]
@@ -75,13 +81,28 @@ impl ApiError {
             }
             EmployeeDisabled | AdminOnly | CsrfFailed => StatusCode::FORBIDDEN,
             InvalidBody(_) => StatusCode::BAD_REQUEST,
-            InvalidField { .. } | ImageTooLarge(_) | ScreenshotUnreadable => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidField { .. }
+            | ImageTooLarge(_)
+            | ScreenshotUnreadable
+            | TimestampInFuture { .. }
+            | Expired(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound(_) => StatusCode::NOT_FOUND,
             Conflict(_) => StatusCode::CONFLICT,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Seconds after which the same request may succeed (`Retry-After`).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TimestampInFuture { retry_after_secs } | ApiError::RateLimited { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
         }
     }
 
@@ -100,6 +121,9 @@ impl ApiError {
             InvalidField { .. } => "invalid_field",
             UnsupportedMediaType(_) => "unsupported_media_type",
             ImageTooLarge(_) => "image_too_large",
+            TimestampInFuture { .. } => "timestamp_in_future",
+            Expired(_) => "expired",
+            RateLimited { .. } => "rate_limited",
             ScreenshotUnreadable => "screenshot_unreadable",
             PayloadTooLarge { .. } => "payload_too_large",
             NotFound(_) => "not_found",
@@ -148,7 +172,12 @@ pub async fn recover(r: Rejection) -> Result<warp::reply::Response, Infallible> 
         if let ApiError::Internal(cause) = e {
             tracing::error!(error = %error_chain(cause.as_ref()), "request failed");
         }
-        return Ok(json_error(e.status(), e.code(), e.to_string()));
+        let mut res = json_error(e.status(), e.code(), e.to_string());
+        if let Some(secs) = e.retry_after_secs() {
+            res.headers_mut()
+                .insert("retry-after", warp::http::HeaderValue::from(secs.max(1)));
+        }
+        return Ok(res);
     }
     let (status, code, message) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "not_found", "no such endpoint".to_owned())

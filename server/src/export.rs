@@ -319,8 +319,10 @@ pub fn summary_csv(s: &Summary) -> Vec<u8> {
             totals,
         ));
     }
+    // Application and site names come from devices: guarded like every cell.
     for r in rows {
-        w.write_record(r).expect("writing to memory");
+        w.write_record(r.iter().map(|c| cell(c)))
+            .expect("writing to memory");
     }
     w.into_inner().expect("writing to memory")
 }

@@ -155,26 +155,46 @@ pub(crate) fn check_name(field: &'static str, value: &str) -> Result<(), ApiErro
     if value.chars().any(char::is_control) {
         return Err(ApiError::field(field, "contains control characters"));
     }
+    // Bidirectional overrides and isolates make a name read differently
+    // from what it is ("alice\u{202e}txt.exe") in the dashboard and exports.
+    if value
+        .chars()
+        .any(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+    {
+        return Err(ApiError::field(
+            field,
+            "contains bidirectional override or isolate characters",
+        ));
+    }
     Ok(())
 }
 
-/// A device timestamp must fall inside what the server keeps, and not in the future.
+/// A record must have at least this long to live before retention deletes
+/// it, or it is refused as expired: one accepted a moment before the
+/// retention job runs would be deleted seconds later, and its agent would
+/// believe it delivered.
+pub const MIN_TIME_TO_LIVE: Duration = Duration::days(1);
+
+/// A device timestamp must fall inside what the server keeps (with a day to
+/// spare, [`MIN_TIME_TO_LIVE`]), and not ahead of the server's clock by more
+/// than the allowed skew: such a record is refused with the seconds after
+/// which it would be accepted, so the agent sends it again then.
 fn check_timestamp(state: &AppState, ts: DateTime<FixedOffset>) -> Result<(), ApiError> {
     let now = state.clock.now();
-    let oldest = now - Duration::days(i64::from(state.config.retention_days));
-    let newest = now + Duration::seconds(i64::try_from(state.config.max_clock_skew_secs).unwrap_or(i64::MAX));
+    let oldest = now - Duration::days(i64::from(state.config.retention_days)) + MIN_TIME_TO_LIVE;
+    let skew = Duration::seconds(i64::try_from(state.config.max_clock_skew_secs).unwrap_or(i64::MAX));
     let t = ts.with_timezone(&Utc);
     if t < oldest {
-        return Err(ApiError::field(
-            "timestamp",
-            format!(
-                "older than the {}-day retention period",
-                state.config.retention_days
-            ),
-        ));
+        return Err(ApiError::Expired(format!(
+            "older than the {}-day retention period keeps with a day to spare; it would be deleted at once",
+            state.config.retention_days
+        )));
     }
-    if t > newest {
-        return Err(ApiError::field("timestamp", "in the future"));
+    if t > now + skew {
+        let wait = (t - (now + skew)).num_seconds().max(1);
+        return Err(ApiError::TimestampInFuture {
+            retry_after_secs: u64::try_from(wait).unwrap_or(u64::MAX),
+        });
     }
     Ok(())
 }
@@ -193,6 +213,30 @@ pub async fn heartbeat(
     check_name("username", &req.username)?;
     check_name("hostname", &req.hostname)?;
     check_timestamp(state, req.timestamp)?;
+    let interval = crate::policy::heartbeat_interval(state);
+    let pace = Duration::milliseconds(
+        i64::try_from(interval.saturating_mul(1000)).unwrap_or(i64::MAX)
+            / i64::from(crate::throttle::HEARTBEAT_PACE_DIVISOR),
+    );
+    let taken = if state.config.heartbeat_flood_guard {
+        state.throttles.heartbeats.take(device.device_id, pace)
+    } else {
+        Ok(())
+    };
+    if let Err(retry_after_secs) = taken {
+        state
+            .metrics
+            .rate_limited
+            .get_or_create(&crate::metrics::RouteLabel {
+                route: "/api/heartbeat",
+            })
+            .inc();
+        tracing::warn!(
+            device = device.device_id,
+            "heartbeats far faster than the policy allows: refused"
+        );
+        return Err(ApiError::RateLimited { retry_after_secs });
+    }
     state
         .heartbeats
         .submit(NewHeartbeat {

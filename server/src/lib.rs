@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
+pub mod private_fs;
 pub mod retention;
 pub mod routes;
 pub mod screenshots;
@@ -23,5 +24,7 @@ pub mod startup;
 pub mod state;
 pub mod summary;
 pub mod telemetry;
+pub mod throttle;
+pub mod tls;
 
 pub use startup::Application;

@@ -22,7 +22,7 @@ use crate::routes::{admin, admin_tokens, dashboard, ingest};
         dashboard::sign_in, dashboard::current, dashboard::sign_out,
     ),
     components(schemas(wfh_protocol::LogMeta, wfh_protocol::PresenceStatus)),
-    modifiers(&Security),
+    modifiers(&Security, &ErrorResponses),
     tags((name = "agent", description = "Called by the agent with a device token"),
          (name = "admin", description = "Called by admins with an admin token"),
          (name = "dashboard", description = "Dashboard sign-in: an admin token becomes a session cookie; \
@@ -38,6 +38,72 @@ impl Modify for Security {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme("device_token", bearer());
         components.add_security_scheme("admin_token", bearer());
+    }
+}
+
+/// The error answers every operation can give, documented where they
+/// happen rather than written out on each handler: 401 and 403 where a
+/// token is needed, 400/413/415/422 where a body is read, 400/422 where a
+/// query is, 404 where a path names something.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for op in operations.into_iter().flatten() {
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description).into());
+                };
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let body = op.request_body.is_some();
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let in_path = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path));
+                let in_query = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+                if secured {
+                    add(
+                        "401",
+                        "`missing_token`, `invalid_token` or `device_revoked`: no valid token",
+                    );
+                    add(
+                        "403",
+                        "the wrong kind of token, a disabled employee, or a change made with a session cookie without `X-CSRF-Token`",
+                    );
+                }
+                if body {
+                    add("400", "`invalid_body`: the body is not what this operation takes");
+                    add("413", "`payload_too_large`: the body is over the limit");
+                    add("415", "`unsupported_media_type`: the wrong Content-Type");
+                    add("422", "`invalid_field`: a field is out of range");
+                }
+                if in_query {
+                    add("400", "`invalid_query`: an unknown or malformed query parameter");
+                    add("422", "`invalid_field`: a query parameter is out of range");
+                }
+                if in_path {
+                    add("404", "`not_found`: nothing with that id");
+                }
+            }
+        }
     }
 }
 

@@ -110,7 +110,7 @@ pub struct Screenshots {
 impl Screenshots {
     pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        crate::private_fs::create_dir_all(&root)?;
         Ok(Self::new_unchecked(root))
     }
 

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +10,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -43,8 +40,8 @@ pub enum StartupError {
         path: String,
         source: maxminddb::MaxMindDbError,
     },
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -55,7 +52,7 @@ pub enum StartupError {
 /// Everything the server needs, built; not yet serving.
 pub struct Application {
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<(TlsAcceptor, Arc<crate::tls::Certificate>)>,
     state: AppState,
     writers: Vec<JoinHandle<()>>,
 }
@@ -94,6 +91,7 @@ pub async fn build_state(
         logs,
         screenshots,
         geoip: Arc::new(geoip),
+        throttles: crate::throttle::Throttles::new(clock.clone()),
         clock,
         metrics,
     });
@@ -107,7 +105,10 @@ impl Application {
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+            (Some(cert), Some(key)) => {
+                let certificate = crate::tls::Certificate::open(cert, key)?;
+                Some((certificate.acceptor()?, certificate))
+            }
             _ => None,
         };
         let addr = config.listen;
@@ -163,6 +164,11 @@ impl Application {
         ));
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr()?, scheme, "serving");
+        // Aborted when this function returns: a renewal is picked up while serving.
+        let _certificate_watch = tls
+            .as_ref()
+            .map(|(_, certificate)| AbortOnDrop(tokio::spawn(certificate.clone().watch())));
+        let tls = tls.map(|(acceptor, _)| acceptor);
 
         let service = warp::service(routes::routes(&state));
         let graceful = GracefulShutdown::new();
@@ -252,6 +258,15 @@ impl Application {
     }
 }
 
+/// A background task that ends with its owner.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The answer of `handler`, or 408 when it takes longer than `limit` (a
 /// client trickling its body); and a 500 instead of a dropped connection if
 /// the handler panics. The answer's body is not counted: exports stream for
@@ -287,29 +302,6 @@ async fn answer_in_time(
     res.headers_mut()
         .insert("connection", warp::http::HeaderValue::from_static("close"));
     Ok(res)
-}
-
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartupError> {
-    let tls = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
-        StartupError::Tls(format!("{what} {}: {e}", path.display()))
-    };
-    let certs = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| tls("certificate", cert, &e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls("certificate", cert, &e))?;
-    if certs.is_empty() {
-        return Err(tls("certificate", cert, &"no certificate in the file"));
-    }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| tls("key", key, &e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StartupError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| StartupError::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 #[cfg(test)]

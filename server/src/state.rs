@@ -44,6 +44,7 @@ pub struct Shared {
     pub geoip: Arc<GeoIp>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    pub throttles: crate::throttle::Throttles,
     /// The monitoring policy in force ([`crate::policy::current`]); its
     /// revision goes to agents with every answer, so that a change reaches
     /// them with their next request.

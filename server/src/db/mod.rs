@@ -244,6 +244,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Put an employee in a team (`None`: in none).
     async fn set_employee_team(&self, id: i64, team: Option<&str>) -> StoreResult<()>;
 
+    /// Store a new enrolment code for an employee; it supersedes (expires)
+    /// every code of theirs not used yet: a new code is asked for because
+    /// the last one was lost or seen by someone else.
     async fn add_enrollment_code(
         &self,
         employee_id: i64,

@@ -607,6 +607,14 @@ impl Store for PgStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE enrollment_codes SET expires_at = $1 WHERE employee_id = $2 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(employee_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO enrollment_codes (code_hash, employee_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
@@ -614,8 +622,9 @@ impl Store for PgStore {
         .bind(employee_id)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -158,9 +158,11 @@ fn push_filters(qb: &mut QueryBuilder<'_, sqlx::Sqlite>, q: &ListQuery, id_colum
 
 impl SqliteStore {
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        let io = |e| StoreError::Database(sqlx::Error::Io(e));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            crate::private_fs::create_dir_all(dir).map_err(io)?;
         }
+        crate::private_fs::create_file(path).map_err(io)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -317,13 +319,23 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE enrollment_codes SET expires_at = ? WHERE employee_id = ? AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(micros(now))
+        .bind(employee_id)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO enrollment_codes (code_hash, employee_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
             .bind(&code_hash[..])
             .bind(employee_id)
             .bind(micros(now))
             .bind(micros(expires_at))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

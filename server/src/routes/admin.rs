@@ -30,8 +30,7 @@ pub fn routes(
         .clone()
         .and(warp::path!("employees"))
         .and(warp::post())
-        .and(warp::body::content_length_limit(16 * 1024))
-        .and(warp::body::json())
+        .and(super::json_body(16 * 1024))
         .and_then(add_employee);
     let get_employee = base
         .clone()
@@ -105,15 +104,13 @@ pub fn routes(
         .clone()
         .and(warp::path!("policy"))
         .and(warp::put())
-        .and(warp::body::content_length_limit(16 * 1024))
-        .and(warp::body::json())
+        .and(super::json_body(16 * 1024))
         .and_then(put_policy);
     let set_team = base
         .clone()
         .and(warp::path!("employees" / i64 / "team"))
         .and(warp::put())
-        .and(warp::body::content_length_limit(16 * 1024))
-        .and(warp::body::json())
+        .and(super::json_body(16 * 1024))
         .and_then(set_team);
     let activity = base
         .clone()
@@ -184,6 +181,7 @@ pub fn routes(
 /// Query of the two listings. Dates are RFC 3339 or `YYYY-MM-DD` (UTC; `to`
 /// as a date includes that whole day).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub employee_id: Option<i64>,
@@ -355,6 +353,7 @@ pub async fn add_employee(state: AppState, new: NewEmployee) -> Result<warp::rep
 
 /// One employee.
 #[utoipa::path(get, path = "/api/admin/employees/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = i64, Path, description = "the employee's id")),
     responses((status = 200, body = Employee), (status = 404, body = wfh_protocol::ErrorBody)))]
 pub async fn get_employee(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
     Ok(json(StatusCode::OK, &employee_with_presence(&state, id).await?))
@@ -363,7 +362,7 @@ pub async fn get_employee(state: AppState, id: i64) -> Result<warp::reply::Respo
 /// `POST /api/admin/employees/{id}/disable` or `/enable`. A disabled employee's
 /// devices are refused (403) until enabled again.
 #[utoipa::path(post, path = "/api/admin/employees/{id}/{action}", tag = "admin", security(("admin_token" = [])),
-    params(("action" = String, Path, description = "`disable` or `enable`")),
+    params(("id" = i64, Path, description = "the employee's id"), ("action" = String, Path, description = "`disable` or `enable`")),
     responses((status = 200, body = Employee), (status = 404, body = wfh_protocol::ErrorBody)))]
 pub async fn set_active(
     state: AppState,
@@ -387,6 +386,7 @@ pub async fn set_active(
 
 /// An employee's devices.
 #[utoipa::path(get, path = "/api/admin/employees/{id}/devices", tag = "admin", security(("admin_token" = [])),
+    params(("id" = i64, Path, description = "the employee's id")),
     responses((status = 200, body = Vec<Device>)))]
 pub async fn list_devices(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
     state.store.employee(id).await.map_err(reject)?;
@@ -398,7 +398,7 @@ pub async fn list_devices(state: AppState, id: i64) -> Result<warp::reply::Respo
 
 /// Issue another enrolment code (a new laptop, a lost code).
 #[utoipa::path(post, path = "/api/admin/employees/{id}/enrollment-codes", tag = "admin",
-    security(("admin_token" = [])), responses((status = 201, body = EnrollmentCode)))]
+    security(("admin_token" = [])), params(("id" = i64, Path, description = "the employee's id")), responses((status = 201, body = EnrollmentCode)))]
 pub async fn new_code(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
     state.store.employee(id).await.map_err(reject)?;
     Ok(json(StatusCode::CREATED, &issue_code(&state, id).await?))
@@ -406,6 +406,7 @@ pub async fn new_code(state: AppState, id: i64) -> Result<warp::reply::Response,
 
 /// Revoke a device: its token stops working at once.
 #[utoipa::path(post, path = "/api/admin/devices/{id}/revoke", tag = "admin", security(("admin_token" = [])),
+    params(("id" = i64, Path, description = "the device's id")),
     responses((status = 200, body = Device), (status = 404, body = wfh_protocol::ErrorBody)))]
 pub async fn revoke_device(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
     let device = state
@@ -477,6 +478,7 @@ fn check_team(team: &str) -> Result<String, ApiError> {
 
 /// Put an employee in a team, or in none (`{"team": null}`).
 #[utoipa::path(put, path = "/api/admin/employees/{id}/team", tag = "admin", security(("admin_token" = [])),
+    params(("id" = i64, Path, description = "the employee's id")),
     request_body = wfh_protocol::admin::TeamChange,
     responses((status = 200, body = Employee), (status = 404, body = wfh_protocol::ErrorBody),
               (status = 422, body = wfh_protocol::ErrorBody)))]
@@ -501,6 +503,7 @@ pub async fn set_team(
 
 /// Query of `GET /api/admin/summary`: one employee, one team, or everyone.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryParams {
     /// `day`, `week` (ISO, Monday to Sunday) or `month`.
@@ -573,6 +576,7 @@ pub async fn list_logs(state: AppState, params: ListParams) -> Result<warp::repl
 
 /// One detailed log.
 #[utoipa::path(get, path = "/api/admin/logs/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "the detailed log's id")),
     responses((status = 200, body = wfh_protocol::LogRecord), (status = 404, body = wfh_protocol::ErrorBody)))]
 pub async fn get_log(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
     let (record, _) = stored_log(&state, id).await?;
@@ -615,6 +619,7 @@ fn image_reply(
 
 /// The screenshot of a detailed log.
 #[utoipa::path(get, path = "/api/admin/logs/{id}/screenshot", tag = "admin", security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "the detailed log's id")),
     responses((status = 200, content_type = "image/*", description = "the image as uploaded"),
               (status = 404, body = wfh_protocol::ErrorBody)))]
 pub async fn screenshot(state: AppState, id: Uuid) -> Result<warp::reply::Response, Rejection> {
@@ -637,6 +642,7 @@ pub async fn screenshot(state: AppState, id: Uuid) -> Result<warp::reply::Respon
 /// A small JPEG of a detailed log's screenshot (at most 384 pixels a side),
 /// made on first use and kept until retention deletes the screenshot.
 #[utoipa::path(get, path = "/api/admin/logs/{id}/thumbnail", tag = "admin", security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "the detailed log's id")),
     responses((status = 200, content_type = "image/jpeg", description = "the thumbnail"),
               (status = 404, body = wfh_protocol::ErrorBody),
               (status = 422, body = wfh_protocol::ErrorBody, description = "`screenshot_unreadable`: the stored file cannot be decoded (the screenshot itself is still served as stored)")))]
@@ -651,6 +657,7 @@ pub async fn thumbnail(state: AppState, id: Uuid) -> Result<warp::reply::Respons
 
 /// Filter of an export: the logs page's filter, without paging.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     pub employee_id: Option<i64>,
@@ -750,6 +757,7 @@ pub async fn export(
 
 /// An employee's consents, newest first.
 #[utoipa::path(get, path = "/api/admin/employees/{id}/consents", tag = "admin", security(("admin_token" = [])),
+    params(("id" = i64, Path, description = "the employee's id")),
     responses((status = 200, body = Vec<wfh_protocol::admin::ConsentEntry>), (status = 404, body = wfh_protocol::ErrorBody)))]
 pub async fn list_consents(state: AppState, id: i64) -> Result<warp::reply::Response, Rejection> {
     state.store.employee(id).await.map_err(reject)?;

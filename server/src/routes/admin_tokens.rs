@@ -23,8 +23,7 @@ pub fn routes(
         .clone()
         .and(warp::path!("admin-tokens"))
         .and(warp::post())
-        .and(warp::body::content_length_limit(4 * 1024))
-        .and(warp::body::json())
+        .and(super::json_body(4 * 1024))
         .and_then(create_admin_token);
     let revoke = base
         .and(warp::path!("admin-tokens" / i64 / "revoke"))

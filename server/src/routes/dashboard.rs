@@ -84,8 +84,8 @@ pub fn routes(
         .and(warp::path!("api" / "session"))
         .and(warp::post())
         .and(https(state))
-        .and(warp::body::content_length_limit(4 * 1024))
-        .and(warp::body::json())
+        .and(super::client_ip(state))
+        .and(super::json_body(4 * 1024))
         .and_then(sign_in);
     let current = base
         .clone()
@@ -172,15 +172,24 @@ fn info(state: &AppState, csrf_token: String, expires_at: Option<DateTime<Utc>>)
 /// SameSite=Strict, Secure over HTTPS) and answers the CSRF token.
 #[utoipa::path(post, path = "/api/session", tag = "dashboard", request_body = SignIn,
     responses((status = 201, body = SessionInfo, description = "signed in; `Set-Cookie: wfh_session=…`"),
-              (status = 401, body = wfh_protocol::ErrorBody), (status = 403, body = wfh_protocol::ErrorBody)))]
+              (status = 401, body = wfh_protocol::ErrorBody), (status = 403, body = wfh_protocol::ErrorBody),
+              (status = 429, body = wfh_protocol::ErrorBody, description = "too many wrong tokens from this address; `Retry-After` says when to try again")))]
 pub async fn sign_in(
     state: AppState,
     secure: bool,
+    ip: std::net::IpAddr,
     body: SignIn,
 ) -> Result<warp::reply::Response, Rejection> {
+    super::refuse_if_throttled(&state, &state.throttles.sign_in, ip, "/api/session")?;
     let token = body.token.trim();
     // The same checks as a bearer token: a device token is told it is the wrong kind.
-    state.auth.admin(token).await.map_err(reject)?;
+    if let Err(e) = state.auth.admin(token).await {
+        if matches!(e, ApiError::InvalidToken | ApiError::MissingToken) {
+            state.throttles.sign_in.failed(ip);
+            tracing::warn!(%ip, "dashboard sign-in with a wrong admin token");
+        }
+        return Err(reject(e));
+    }
     let session = new_session_secret();
     let now = state.clock.now();
     let expires_at = now + Duration::hours(SESSION_HOURS);

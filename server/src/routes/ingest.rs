@@ -29,29 +29,26 @@ pub fn routes(
     let enroll = warp::path!("api" / "enroll")
         .and(warp::post())
         .and(with_state(state))
-        .and(warp::body::content_length_limit(JSON_LIMIT))
-        .and(warp::body::json())
+        .and(client_ip(state))
+        .and(super::json_body(JSON_LIMIT))
         .and_then(enroll);
     let heartbeat = warp::path!("api" / "heartbeat")
         .and(warp::post())
         .and(with_state(state))
         .and(device(state))
-        .and(warp::body::content_length_limit(JSON_LIMIT))
-        .and(warp::body::json())
+        .and(super::json_body(JSON_LIMIT))
         .and_then(heartbeat);
     let event = warp::path!("api" / "event")
         .and(warp::post())
         .and(with_state(state))
         .and(device(state))
-        .and(warp::body::content_length_limit(JSON_LIMIT))
-        .and(warp::body::json())
+        .and(super::json_body(JSON_LIMIT))
         .and_then(agent_event);
     let activity = warp::path!("api" / "activity")
         .and(warp::post())
         .and(with_state(state))
         .and(device(state))
-        .and(warp::body::content_length_limit(ACTIVITY_LIMIT))
-        .and(warp::body::json())
+        .and(super::json_body(ACTIVITY_LIMIT))
         .and_then(activity);
     let log = warp::path!("api" / "log")
         .and(warp::post())
@@ -106,8 +103,14 @@ pub async fn policy(state: AppState) -> Result<warp::reply::Response, Rejection>
 /// Trade an enrolment code for a device token.
 #[utoipa::path(post, path = "/api/enroll", tag = "agent", request_body = EnrollRequest,
     responses((status = 201, body = EnrollResponse), (status = 401, body = wfh_protocol::ErrorBody),
-              (status = 422, body = wfh_protocol::ErrorBody)))]
-pub async fn enroll(state: AppState, req: EnrollRequest) -> Result<warp::reply::Response, Rejection> {
+              (status = 422, body = wfh_protocol::ErrorBody),
+              (status = 429, body = wfh_protocol::ErrorBody, description = "too many wrong codes from this address; `Retry-After` says when to try again")))]
+pub async fn enroll(
+    state: AppState,
+    ip: std::net::IpAddr,
+    req: EnrollRequest,
+) -> Result<warp::reply::Response, Rejection> {
+    super::refuse_if_throttled(&state, &state.throttles.enrolment, ip, "/api/enroll")?;
     crate::ingest::check_name("username", &req.username)?;
     crate::ingest::check_name("hostname", &req.hostname)?;
     let token = auth::new_device_token();
@@ -123,7 +126,11 @@ pub async fn enroll(state: AppState, req: EnrollRequest) -> Result<warp::reply::
         .await;
     let (employee, device_id) = match redeemed {
         Ok(v) => v,
-        Err(StoreError::InvalidCode) => return Err(reject(ApiError::InvalidEnrollmentCode)),
+        Err(StoreError::InvalidCode) => {
+            state.throttles.enrolment.failed(ip);
+            tracing::warn!(%ip, "enrolment with a wrong, used or expired code");
+            return Err(reject(ApiError::InvalidEnrollmentCode));
+        }
         Err(e) => return Err(reject(e)),
     };
     tracing::info!(employee = employee.id, device_id, hostname = %req.hostname, "device enrolled");
@@ -141,7 +148,9 @@ pub async fn enroll(state: AppState, req: EnrollRequest) -> Result<warp::reply::
 #[utoipa::path(post, path = "/api/heartbeat", tag = "agent", request_body = HeartbeatRequest,
     security(("device_token" = [])),
     responses((status = 201, body = wfh_protocol::EventAccepted), (status = 400, body = wfh_protocol::ErrorBody),
-              (status = 401, body = wfh_protocol::ErrorBody), (status = 422, body = wfh_protocol::ErrorBody)))]
+              (status = 401, body = wfh_protocol::ErrorBody),
+              (status = 422, body = wfh_protocol::ErrorBody, description = "`invalid_field`, `expired` (older than retention keeps), or `timestamp_in_future` (with `Retry-After`)"),
+              (status = 429, body = wfh_protocol::ErrorBody, description = "far faster than the policy's interval; `Retry-After` says when to go on")))]
 pub async fn heartbeat(
     state: AppState,
     device: Device,
@@ -185,10 +194,21 @@ pub async fn activity(
     Ok(json(StatusCode::CREATED, &accepted))
 }
 
+/// The parts of a detailed-log upload, for the API document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LogUpload {
+    meta: LogMeta,
+    /// PNG, JPEG or WebP.
+    #[schema(value_type = String, format = Binary)]
+    screenshot: Vec<u8>,
+}
+
 /// Upload a detailed log: `multipart/form-data` with a JSON part `meta`
 /// (`LogMeta`) and a part `screenshot` (PNG, JPEG or WebP).
 #[utoipa::path(post, path = "/api/log", tag = "agent",
-    request_body(content_type = "multipart/form-data", description = "parts `meta` (JSON LogMeta) and `screenshot` (image)"),
+    request_body(content = LogUpload, content_type = "multipart/form-data",
+        description = "parts `meta` (JSON LogMeta) and `screenshot` (a PNG, JPEG or WebP image)"),
     security(("device_token" = [])),
     responses((status = 201, body = wfh_protocol::LogRecord), (status = 400, body = wfh_protocol::ErrorBody),
               (status = 401, body = wfh_protocol::ErrorBody), (status = 413, body = wfh_protocol::ErrorBody),

@@ -59,15 +59,41 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (impl warp::Reply,), Er
         .unify()
         .recover(error::recover)
         .unify();
-    // A method a path does not take (TRACE, say) is told which it does.
+    let hsts = state.config.tls_enabled();
     warp::path::full()
+        .and(warp::method())
         .and(answer)
         .map(
-            move |path: warp::path::FullPath, mut res: warp::reply::Response| {
+            move |path: warp::path::FullPath, method: warp::http::Method, mut res: warp::reply::Response| {
                 if res.status() == StatusCode::METHOD_NOT_ALLOWED {
-                    if let Some(v) = allow.get(allow_table.label(path.as_str())) {
-                        res.headers_mut().insert("allow", v.clone());
+                    match allow.get(allow_table.label(path.as_str())) {
+                        // The route takes this method, so what failed is a
+                        // segment that is not an id (`/employees/99999999999999999999`):
+                        // nothing by that name.
+                        Some(v)
+                            if v.to_str()
+                                .is_ok_and(|v| v.split(", ").any(|m| m == method.as_str())) =>
+                        {
+                            res = error::json_error(StatusCode::NOT_FOUND, "not_found", "no such item");
+                        }
+                        // A method a path does not take (TRACE, say) is told which it does.
+                        Some(v) => {
+                            res.headers_mut().insert("allow", v.clone());
+                        }
+                        None => {}
                     }
+                }
+                let headers = res.headers_mut();
+                // Monitoring data is for whoever asked, not for caches on the
+                // way or the browser's disk; images set their own rules.
+                if path.as_str().starts_with("/api/") && !headers.contains_key("cache-control") {
+                    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+                }
+                if hsts {
+                    headers.insert(
+                        "strict-transport-security",
+                        HeaderValue::from_static("max-age=31536000"),
+                    );
                 }
                 res
             },
@@ -206,6 +232,82 @@ fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
+    }
+}
+
+/// Refuse (429) an address that has used up its failures on `route`, and
+/// count the refusal.
+pub(crate) fn refuse_if_throttled(
+    state: &AppState,
+    throttle: &crate::throttle::FailureThrottle,
+    ip: IpAddr,
+    route: &'static str,
+) -> Result<(), Rejection> {
+    throttle.check(ip).map_err(|retry_after_secs| {
+        state
+            .metrics
+            .rate_limited
+            .get_or_create(&RouteLabel { route })
+            .inc();
+        tracing::warn!(%ip, route, "too many failed attempts from this address: refused");
+        reject(ApiError::RateLimited { retry_after_secs })
+    })
+}
+
+/// A JSON body of at most `limit` bytes, as `warp::body::json` reads it, but
+/// a whole number written as a float (`735.0`, an integer to JSON Schema)
+/// is taken where an integer is expected. Only a body that fails to read as
+/// it is pays for the second look.
+pub fn json_body<T: serde::de::DeserializeOwned + Send>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(limit)
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::bytes())
+        .and_then(|content_type: Option<String>, body: bytes::Bytes| async move {
+            if content_type.is_some_and(|ct| {
+                let ct = ct.to_ascii_lowercase();
+                !(ct.starts_with("application/json") || ct.contains("+json"))
+            }) {
+                return Err(reject(ApiError::UnsupportedMediaType(
+                    "wrong Content-Type for this endpoint: application/json expected".into(),
+                )));
+            }
+            serde_json::from_slice::<T>(&body).or_else(|first| {
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|_| invalid_json(&first))?;
+                if !whole_floats_to_integers(&mut value) {
+                    return Err(invalid_json(&first));
+                }
+                serde_json::from_value(value).map_err(|e| invalid_json(&e))
+            })
+        })
+}
+
+fn invalid_json(e: &serde_json::Error) -> Rejection {
+    reject(ApiError::InvalidBody(format!("the JSON body is not valid: {e}")))
+}
+
+/// Write `1.0` as `1` everywhere in `value`; whether anything changed.
+fn whole_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                *value = Value::from(f as i64);
+                true
+            } else {
+                false
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| whole_floats_to_integers(v) | any),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, v| whole_floats_to_integers(v) | any),
+        _ => false,
     }
 }
 

@@ -428,7 +428,35 @@ async fn summaries_cut_days_in_the_company_zone(backend: Backend) {
     assert_eq!(res.status().as_u16(), 403);
 }
 
+/// Application names come from devices: a spreadsheet must never run one.
+async fn the_summary_csv_never_hands_a_spreadsheet_a_formula(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    some_activity_on(&app).await;
+    let (token, _) = app.enrolled("ana").await;
+    let mut b = bucket(ago(&app, Duration::hours(1)));
+    b.apps[0].app = "=HYPERLINK(\"https://evil.example\",\"pay\")".into();
+    b.apps[2].app = "@SUM(1+1)".into();
+    app.client.activity(&token, &b).await.unwrap();
+    let res = app
+        .http
+        .get(app.url("/api/admin/summary?period=day&format=csv"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("HYPERLINK") && text.contains("@SUM"), "{text}");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    for record in reader.records() {
+        for cell in record.unwrap().iter() {
+            assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell:?} in {text}");
+        }
+    }
+}
+
 on_both_backends!(
+    the_summary_csv_never_hands_a_spreadsheet_a_formula,
     buckets_are_stored_once_and_only_within_the_policy,
     bad_buckets_are_refused_and_nothing_is_stored,
     retention_removes_old_activity,

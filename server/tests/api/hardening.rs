@@ -2,6 +2,7 @@
 //! revocation, unbounded metrics, slow clients, panics on odd input.
 
 use serde_json::Value;
+use wfh_protocol::HeartbeatStatus;
 
 use crate::helpers::{png, Backend, TestApp};
 use crate::on_both_backends;
@@ -402,7 +403,197 @@ async fn odd_dates_and_methods_get_clear_answers_not_dropped_connections(backend
     }
 }
 
+async fn guessing_codes_or_admin_tokens_is_cut_off_per_address(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let (_, code) = app.add_employee("gus").await;
+    let enroll = |from: &'static str, code: String| {
+        app.http
+            .post(app.url("/api/enroll"))
+            .header("x-forwarded-for", from)
+            .json(&serde_json::json!({"code": code, "username": "gus", "hostname": "gus-pc"}))
+            .send()
+    };
+    let (attacker, office) = ("203.0.113.66", "198.51.100.7");
+    for i in 0..wfh_server::throttle::FAILURES_ALLOWED {
+        let res = enroll(attacker, format!("AAAA-BBBB-{i:04}")).await.unwrap();
+        assert_eq!(res.status(), 401, "guess {i}");
+    }
+    let res = enroll(attacker, "AAAA-BBBB-CCCC".into()).await.unwrap();
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=15 * 60).contains(&wait), "{wait}");
+    // Blocked means blocked: the right code from there waits too.
+    assert_eq!(enroll(attacker, code.clone()).await.unwrap().status(), 429);
+    // Everyone else is not held up by it.
+    assert_eq!(enroll(office, code).await.unwrap().status(), 201);
+
+    let sign_in = |from: &'static str, token: String| {
+        app.http
+            .post(app.url("/api/session"))
+            .header("x-forwarded-for", from)
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+    };
+    for i in 0..wfh_server::throttle::FAILURES_ALLOWED {
+        let res = sign_in(attacker, format!("wfh_a_guess{i}")).await.unwrap();
+        assert_eq!(res.status(), 401, "guess {i}");
+    }
+    assert_eq!(
+        sign_in(attacker, app.admin_token.clone()).await.unwrap().status(),
+        429
+    );
+    assert_eq!(
+        sign_in(office, app.admin_token.clone()).await.unwrap().status(),
+        201
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (route, refused) in [("/api/enroll", 2), ("/api/session", 1)] {
+        assert!(
+            metrics.contains(&format!("wfh_rate_limited_total{{route=\"{route}\"}} {refused}")),
+            "{route}: {metrics}"
+        );
+    }
+    // The window ends.
+    app.clock.advance(chrono::Duration::minutes(15));
+    assert_eq!(
+        sign_in(attacker, app.admin_token.clone()).await.unwrap().status(),
+        201
+    );
+}
+
+async fn a_new_enrolment_code_cancels_the_one_before(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (id, first) = app.add_employee("hal").await;
+    let (status, second) = app
+        .admin_post(&format!("/api/admin/employees/{id}/enrollment-codes"), None)
+        .await;
+    assert_eq!(status, 201);
+    let refused = app.client.enroll(&first, "hal", "hal-pc").await.unwrap_err();
+    assert_eq!(refused.status().unwrap(), 401);
+    app.client
+        .enroll(second["code"].as_str().unwrap(), "hal", "hal-pc")
+        .await
+        .unwrap();
+}
+
+async fn a_device_that_floods_heartbeats_is_slowed_to_far_above_the_policy(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (token, _) = app.enrolled("flo").await;
+    let (other, _) = app.enrolled("ivy").await;
+    // An outbox catching up after three days offline goes through at once.
+    let burst = wfh_server::throttle::HEARTBEAT_BURST as usize;
+    let sends = (0..burst).map(|i| {
+        let mut hb = app.heartbeat("flo", HeartbeatStatus::Online);
+        hb.timestamp = app.now() - chrono::Duration::minutes(5 * i as i64);
+        let (client, token) = (&app.client, &token);
+        async move { client.heartbeat(token, &hb).await }
+    });
+    for answer in futures_util::future::join_all(sends).await {
+        answer.unwrap();
+    }
+    // One more now is too fast: 429, and when to go on.
+    let refused = app
+        .client
+        .heartbeat(&token, &app.heartbeat("flo", HeartbeatStatus::Online))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status().unwrap(), 429);
+    assert_eq!(refused.code(), Some("rate_limited"));
+    assert_eq!(refused.retry_after(), Some(std::time::Duration::from_secs(3)));
+    // Another device is not affected; the first goes on after the wait.
+    app.client
+        .heartbeat(&other, &app.heartbeat("ivy", HeartbeatStatus::Online))
+        .await
+        .unwrap();
+    app.clock.advance(chrono::Duration::seconds(3));
+    app.client
+        .heartbeat(&token, &app.heartbeat("flo", HeartbeatStatus::Online))
+        .await
+        .unwrap();
+}
+
+async fn a_record_that_retention_would_delete_at_once_is_refused_as_expired(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (token, _) = app.enrolled("jo").await;
+    let mut edge = app.heartbeat("jo", HeartbeatStatus::Online);
+    edge.timestamp = app.now() - chrono::Duration::days(30) + chrono::Duration::seconds(15);
+    let refused = app.client.heartbeat(&token, &edge).await.unwrap_err();
+    assert_eq!(
+        (refused.status().unwrap().as_u16(), refused.code()),
+        (422, Some("expired"))
+    );
+    let mut kept = app.heartbeat("jo", HeartbeatStatus::Online);
+    kept.timestamp = app.now() - chrono::Duration::days(28);
+    app.client.heartbeat(&token, &kept).await.unwrap();
+    wfh_server::retention::run(&app.state, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(app.count("heartbeats").await, 1);
+}
+
+async fn names_that_read_backwards_are_refused_and_answers_are_not_cached(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (token, _) = app.enrolled("kai").await;
+    for bad in ["kai\u{202e}gpj.exe", "\u{2066}kai", "kai\u{202a}"] {
+        let mut hb = app.heartbeat("kai", HeartbeatStatus::Online);
+        hb.hostname = bad.into();
+        let refused = app.client.heartbeat(&token, &hb).await.unwrap_err();
+        assert_eq!(refused.status().unwrap(), 422, "{bad:?}");
+    }
+    // Names in any script are fine.
+    let mut hb = app.heartbeat("কাই", HeartbeatStatus::Online);
+    hb.hostname = "রাহিম-ল্যাপটপ".into();
+    app.client.heartbeat(&token, &hb).await.unwrap();
+    let res = app
+        .http
+        .get(app.url("/api/admin/employees"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(
+        res.headers().get("strict-transport-security").is_none(),
+        "plain HTTP"
+    );
+}
+
+async fn the_embedded_database_and_screenshots_are_private_whatever_the_umask(backend: Backend) {
+    #[cfg(unix)]
+    use std::os::unix::fs::PermissionsExt as _;
+    let app = TestApp::spawn(backend).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(app.state.screenshots.root()), 0o700);
+    if backend == Backend::Sqlite {
+        let db = app.state.config.data_dir.join("wfh.db");
+        assert_eq!(mode(&db), 0o600);
+        for journal in ["wfh.db-wal", "wfh.db-shm"] {
+            let p = app.state.config.data_dir.join(journal);
+            if p.exists() {
+                assert_eq!(mode(&p), 0o600, "{journal}");
+            }
+        }
+    }
+}
+
 on_both_backends!(
+    names_that_read_backwards_are_refused_and_answers_are_not_cached,
+    the_embedded_database_and_screenshots_are_private_whatever_the_umask,
+    guessing_codes_or_admin_tokens_is_cut_off_per_address,
+    a_new_enrolment_code_cancels_the_one_before,
+    a_device_that_floods_heartbeats_is_slowed_to_far_above_the_policy,
+    a_record_that_retention_would_delete_at_once_is_refused_as_expired,
     metrics_stay_the_same_size_whatever_paths_and_methods_clients_send,
     a_client_that_sends_half_a_request_is_cut_off,
     odd_dates_and_methods_get_clear_answers_not_dropped_connections,

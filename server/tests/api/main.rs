@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod dashboard;
+mod delivery;
 mod events;
 mod hardening;
 mod ingest;

@@ -95,3 +95,53 @@ impl TestApp {
         )
     }
 }
+
+/// A client that trusts only `ca`, with no connection kept between requests.
+fn trusting(ca: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_restart_and_hsts_is_sent() {
+    let (old_ca, cert, key) = test_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, &cert).unwrap();
+    std::fs::write(&key_file, &key).unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.tls_cert = Some(cert_file.clone());
+        c.tls_key = Some(key_file.clone());
+    })
+    .await;
+    let healthz = format!("{}/healthz", app.base_url);
+    let res = trusting(&old_ca).get(&healthz).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["strict-transport-security"], "max-age=31536000");
+
+    // A half-written renewal keeps the certificate in use.
+    std::fs::write(&cert_file, "-----BEGIN CERTIFICATE-----\nMIIB").unwrap();
+    tokio::time::sleep(wfh_server::tls::RELOAD_CHECK * 2).await;
+    assert!(trusting(&old_ca).get(&healthz).send().await.is_ok());
+
+    // The whole renewal (from another CA, to tell them apart) is served.
+    let (new_ca, cert, key) = test_pki();
+    std::fs::write(&key_file, &key).unwrap();
+    std::fs::write(&cert_file, &cert).unwrap();
+    let deadline = std::time::Instant::now() + wfh_server::tls::RELOAD_CHECK * 4;
+    loop {
+        if trusting(&new_ca).get(&healthz).send().await.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate is not served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(trusting(&old_ca).get(&healthz).send().await.is_err());
+}
