@@ -61,7 +61,7 @@ describe("the sent log", () => {
   it("says plainly what the server refused, and why", () => {
     const d = describeSent({ ...log, refused: "the server answered 422 Unprocessable Entity: expired: older than the retention period" });
     expect(d.title).toBe("Not accepted by the server: Detailed log with a screenshot");
-    expect(d.fields.at(-1)).toEqual(["Server's reason", "the server answered 422 Unprocessable Entity: expired: older than the retention period"]);
+    expect(d.fields[d.fields.length - 1]).toEqual(["Server's reason", "the server answered 422 Unprocessable Entity: expired: older than the retention period"]);
   });
   it("names every field that was sent", () => {
     const d = describeSent(log);
