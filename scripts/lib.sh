@@ -144,3 +144,21 @@ SQL
   as_root su postgres -c "psql -qtA -c \"SELECT datname FROM pg_database WHERE datname LIKE 'wfh_test_%'\"" |
     while read -r db; do as_root su postgres -c "psql -q -c 'DROP DATABASE IF EXISTS $db WITH (FORCE)'" >/dev/null; done
 }
+
+# Python tools from PyPI (the OpenAPI validator and the API fuzzer), pinned,
+# in a venv under the cache; exports VENV.
+VENV=$CACHE/venv
+python_tools() {
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  local want="openapi-spec-validator==0.9.0 schemathesis==4.32.5"
+  if [ ! -x "$VENV/bin/schemathesis" ] || [ "$(cat "$VENV/.wanted" 2>/dev/null)" != "$want" ]; then
+    say "Python tools for the API checks: $want (once)"
+    python3 -m venv "$VENV"
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check $want
+    echo "$want" >"$VENV/.wanted"
+  fi
+  export VENV
+}

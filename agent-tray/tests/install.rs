@@ -391,11 +391,18 @@ async fn the_packages_install_and_an_agent_reports_through_nginx_over_https() {
     env.push(("HOME".into(), home.display().to_string()));
     env.push(("TZ".into(), "UTC".into()));
     env.push(("WFH_AGENT_LOG".into(), "info,sqlx=warn".into()));
-    // The schedule for this test (today's two logs within a minute) is the
-    // employee's own file; the server and the code come from the system file.
+    // The schedule for this test (today's two logs within a minute) is IT's,
+    // in the system file beside the server and the code. The employee's own
+    // file tries to turn the logs off and flood the server: ignored.
+    let system = std::fs::read_to_string(AGENT_CONFIG).unwrap();
+    std::fs::write(AGENT_CONFIG, format!("{system}\n{window}")).unwrap();
     let user_config = desktop.path("xdg-config").join("wfh-monitor");
     std::fs::create_dir_all(&user_config).unwrap();
-    std::fs::write(user_config.join("agent.toml"), &window).unwrap();
+    std::fs::write(
+        user_config.join("agent.toml"),
+        "logs_per_day = 0\nheartbeat_interval_secs = 1\n",
+    )
+    .unwrap();
     let agent = |args: &[&str]| {
         let out = Command::new("/usr/bin/wfh-agent")
             .args(args)

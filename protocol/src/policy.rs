@@ -52,13 +52,18 @@ pub struct MonitoringPolicy {
 }
 
 /// Pausing for personal time.
+/// The longest pause a policy may allow, in minutes.
+pub const MAX_PAUSE_MINUTES: u32 = 7 * 24 * 60;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct PausePolicy {
     /// Whether the employee may pause at all. Default true.
     pub allowed: bool,
-    /// Longest single pause in minutes; `null` = until the next day at most.
+    /// Longest single pause in minutes (1 to 10080, a week); `null` = until
+    /// the next day at most.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10080))]
     pub max_minutes: Option<u32>,
 }
 
@@ -169,6 +174,11 @@ impl MonitoringPolicy {
             problems.push(
                 "pause.max_minutes must be at least 1 (set pause.allowed = false to forbid pausing)".into(),
             );
+        }
+        if self.pause.max_minutes.is_some_and(|m| m > MAX_PAUSE_MINUTES) {
+            problems.push(format!(
+                "pause.max_minutes must be at most {MAX_PAUSE_MINUTES} (a week)"
+            ));
         }
         for (name, text) in [("organisation", &self.organisation), ("viewers", &self.viewers)] {
             if text.trim().is_empty() || text.len() > 200 {

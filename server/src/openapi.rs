@@ -22,7 +22,7 @@ use crate::routes::{admin, admin_tokens, dashboard, ingest};
         dashboard::sign_in, dashboard::current, dashboard::sign_out,
     ),
     components(schemas(wfh_protocol::LogMeta, wfh_protocol::PresenceStatus)),
-    modifiers(&Security, &ErrorResponses),
+    modifiers(&Security, &ErrorResponses, &StrictRequests),
     tags((name = "agent", description = "Called by the agent with a device token"),
          (name = "admin", description = "Called by admins with an admin token"),
          (name = "dashboard", description = "Dashboard sign-in: an admin token becomes a session cookie; \
@@ -102,6 +102,84 @@ impl Modify for ErrorResponses {
                 if in_path {
                     add("404", "`not_found`: nothing with that id");
                 }
+            }
+        }
+    }
+}
+
+/// What the server enforces on request bodies that the derived schemas do
+/// not say: the types read with `deny_unknown_fields` take no other
+/// properties, and IP addresses are IPv4 or IPv6 addresses.
+struct StrictRequests;
+
+/// Request types that refuse unknown fields (`#[serde(deny_unknown_fields)]`,
+/// and the upload, which refuses unknown parts).
+const CLOSED_SCHEMAS: [&str; 15] = [
+    "EnrollRequest",
+    "HeartbeatRequest",
+    "LogMeta",
+    "AgentEventRequest",
+    "AgentEvent",
+    "ActivityRequest",
+    "AppTime",
+    "SiteTime",
+    "NewEmployee",
+    "TeamChange",
+    "NewAdminToken",
+    "MonitoringPolicy",
+    "PausePolicy",
+    "ActivityPolicy",
+    "LogUpload",
+];
+
+impl Modify for StrictRequests {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        use utoipa::openapi::{RefOr, Schema};
+        fn close(schema: &mut Schema) {
+            match schema {
+                Schema::Object(o) => {
+                    o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)))
+                }
+                Schema::OneOf(one) => one.items.iter_mut().for_each(|i| {
+                    if let RefOr::T(s) = i {
+                        close(s);
+                    }
+                }),
+                _ => {}
+            }
+        }
+        let ip = |nullable: bool| -> Schema {
+            let format = |f| {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(f)))
+                    .build()
+            };
+            let mut any = AnyOfBuilder::new()
+                .item(format(KnownFormat::Ipv4))
+                .item(format(KnownFormat::Ipv6));
+            if nullable {
+                any = any.item(ObjectBuilder::new().schema_type(Type::Null).build());
+            }
+            Schema::AnyOf(any.build())
+        };
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        for name in CLOSED_SCHEMAS {
+            if let Some(RefOr::T(schema)) = components.schemas.get_mut(name) {
+                close(schema);
+            }
+        }
+        if let Some(RefOr::T(Schema::Object(meta))) = components.schemas.get_mut("LogMeta") {
+            if let Some(RefOr::T(Schema::Array(list))) = meta.properties.get_mut("local_ips") {
+                list.items = utoipa::openapi::schema::ArrayItems::RefOrSchema(Box::new(RefOr::T(ip(false))));
+            }
+            if let Some(public) = meta.properties.get_mut("public_ip") {
+                *public = RefOr::T(ip(true));
             }
         }
     }
