@@ -281,4 +281,75 @@ mod tests {
         let mut huge = std::io::Cursor::new(u32::MAX.to_ne_bytes().to_vec());
         assert!(read_message(&mut huge).is_err());
     }
+
+    /// A hostile or broken browser: thousands of generated streams (random
+    /// bytes, lengths past the limit, cut-off frames, JSON of every shape,
+    /// addresses of every scheme) never panic the host, and what it keeps is
+    /// only ever a web page's domain. Seeded, so a failure repeats.
+    #[tokio::test]
+    async fn generated_hostile_frames_never_panic_and_keep_only_web_domains() {
+        use rand::{Rng as _, SeedableRng as _};
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("agent.db")).await.unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x7ab5);
+        let urls = [
+            "https://example.com/x",
+            "http://WWW.Site.Test:8080/a?b#c",
+            "javascript:alert(1)",
+            "file:///etc/shadow",
+            "data:text/html,<b>",
+            "https://xn--n3h.example/\u{202e}",
+            "",
+            "https://",
+            "chrome://settings",
+        ];
+        let mut frames_total = 0;
+        for _ in 0..300 {
+            let mut stream = Vec::new();
+            for _ in 0..rng.random_range(0..6) {
+                frames_total += 1;
+                let body: Vec<u8> = match rng.random_range(0..5) {
+                    0 => (0..rng.random_range(0..200)).map(|_| rng.random()).collect(),
+                    1 => format!(
+                        r#"{{"kind":"active_tab","url":{},"at":"{}"}}"#,
+                        serde_json::to_string(urls[rng.random_range(0..urls.len())]).unwrap(),
+                        rng.random::<u32>()
+                    )
+                    .into_bytes(),
+                    2 => format!(r#"{{"kind":{},"url":[1,2]}}"#, rng.random::<i64>()).into_bytes(),
+                    3 => br#"{"kind":"active_tab","url":null}"#.to_vec(),
+                    _ => "[".repeat(rng.random_range(1..2000)).into_bytes(),
+                };
+                let declared = match rng.random_range(0..10) {
+                    0 => rng.random::<u32>(),
+                    1 => MAX_MESSAGE + 1,
+                    _ => body.len() as u32,
+                };
+                stream.extend(declared.to_ne_bytes());
+                let cut = if rng.random_range(0..8) == 0 {
+                    rng.random_range(0..=body.len())
+                } else {
+                    body.len()
+                };
+                stream.extend(&body[..cut]);
+            }
+            serve(&outbox, std::io::Cursor::new(stream)).await.unwrap();
+            if let Some(tab) = current(&outbox).await.unwrap() {
+                match &tab.domain {
+                    Some(d) => assert!(
+                        !d.is_empty() && d == &d.to_ascii_lowercase() && !d.starts_with("www."),
+                        "{tab:?}"
+                    ),
+                    None => assert!(tab.url.is_none(), "{tab:?}"),
+                }
+                if let Some(url) = &tab.url {
+                    assert!(
+                        url.starts_with("http://") || url.starts_with("https://"),
+                        "{tab:?}"
+                    );
+                }
+            }
+        }
+        assert!(frames_total > 500);
+    }
 }

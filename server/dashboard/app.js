@@ -857,7 +857,7 @@ function adminTokens() {
           h("td", {}, absolute(t.created_at)),
           h("td", {}, t.last_used_at ? relative(t.last_used_at) : "never"),
           h("td", {}, t.expires_at ? absolute(t.expires_at) : "never"),
-          h("td", {}, state(t)),
+          h("td", {}, state(t) === "Active" ? h("span", { class: "badge status-online" }, "Active") : h("span", { class: "badge disabled" }, state(t))),
           h(
             "td",
             {},

@@ -344,6 +344,31 @@ test("administration: add an employee and see the code, disable, revoke a device
   expect(beat.status()).toBe(401);
 });
 
+test("administration: an admin token is shown once, listed, and revoked for good", async ({ page, request }) => {
+  await signIn(page);
+  await page.getByRole("link", { name: "Administration" }).click();
+  await ready(page, "/admin");
+  await page.getByLabel("What it is for").fill("backup script");
+  await page.getByLabel("Expires after (days)").fill("90");
+  await page.getByRole("button", { name: "Create" }).click();
+  const shown = page.locator(".tokens .card.code .code-value");
+  await expect(shown).toHaveText(/^wfh_a_[A-Za-z0-9_-]{43}$/);
+  const token = await shown.innerText();
+  const row = page.locator(".tokens tbody tr", { hasText: "backup script" });
+  await expect(row).toContainText("Active");
+  await expect(row).not.toContainText(token);
+  const asToken = () => request.get("/api/admin/employees", { headers: { authorization: `Bearer ${token}` } });
+  expect((await asToken()).status()).toBe(200);
+  await page.evaluate(() => document.fonts.ready);
+  await page.locator(".tokens").screenshot({ path: path.join(PICTURES, "admin-tokens.png") });
+
+  page.once("dialog", (d) => d.accept());
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await expect(row).toContainText("Revoked");
+  await expect(row.getByRole("button", { name: "Revoke" })).toHaveCount(0);
+  expect((await asToken()).status()).toBe(401);
+});
+
 test("changes need the CSRF token; signing out ends the session", async ({ page }) => {
   await signIn(page);
   // The page's own cookie, but no X-CSRF-Token header: refused.

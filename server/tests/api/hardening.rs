@@ -587,7 +587,121 @@ async fn the_embedded_database_and_screenshots_are_private_whatever_the_umask(ba
     }
 }
 
+/// Generated hostile payloads for every parser a device can reach: valid
+/// requests with bytes flipped, cut short, fields swapped for other types,
+/// multipart bodies with odd parts. Nothing answers 5xx, the server keeps
+/// serving, and exactly the requests answered 201 are stored. Seeded, so a
+/// failure repeats.
+async fn generated_hostile_payloads_get_clear_refusals_and_store_nothing(backend: Backend) {
+    use rand::{Rng as _, SeedableRng as _};
+    let app = TestApp::spawn(backend).await;
+    let (token, _) = app.enrolled("eve").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let heartbeat = serde_json::to_value(app.heartbeat("eve", HeartbeatStatus::Online)).unwrap();
+    let event = serde_json::json!({
+        "username": "eve", "hostname": "eve-laptop", "timestamp": app.now(),
+        "event_id": uuid::Uuid::new_v4(),
+        "event": {"kind": "log_missed", "day": app.now().date_naive(), "slot": 1, "reason": "paused"}
+    });
+    let junk = [
+        serde_json::json!(null),
+        serde_json::json!(-1),
+        serde_json::json!(1e308),
+        serde_json::json!("\u{0}\u{202e}"),
+        serde_json::json!([]),
+        serde_json::json!({"a": {"b": [1, {"c": null}]}}),
+        serde_json::json!("x".repeat(5000)),
+    ];
+    let (mut created, mut answered) = (0, 0);
+    for i in 0..240 {
+        let (path, base) = if i % 2 == 0 {
+            ("/api/heartbeat", &heartbeat)
+        } else {
+            ("/api/event", &event)
+        };
+        let mut value = base.clone();
+        value["event_id"] = serde_json::json!(uuid::Uuid::new_v4());
+        let fields: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        let field = &fields[rng.random_range(0..fields.len())];
+        match rng.random_range(0..4) {
+            0 => value[field.as_str()] = junk[rng.random_range(0..junk.len())].clone(),
+            1 => {
+                value.as_object_mut().unwrap().remove(field);
+            }
+            2 => value[format!("extra{i}")] = serde_json::json!(1),
+            _ => {}
+        }
+        let mut body = serde_json::to_vec(&value).unwrap();
+        if rng.random_range(0..3) == 0 {
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..body.len());
+                body[at] = rng.random();
+            }
+        }
+        if rng.random_range(0..6) == 0 {
+            body.truncate(rng.random_range(0..body.len()));
+        }
+        let res = app
+            .http
+            .post(app.url(path))
+            .bearer_auth(token.expose())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        assert!(status < 500, "{path}: {status}: {:?}", res.text().await);
+        answered += 1;
+        if status == 201 && path == "/api/heartbeat" {
+            created += 1;
+        }
+    }
+    // Multipart: odd part names, types, sizes and bodies.
+    for i in 0..60 {
+        let bytes =
+            |n: usize, rng: &mut rand::rngs::StdRng| (0..n).map(|_| rng.random()).collect::<Vec<u8>>();
+        let meta = if i % 3 == 0 {
+            bytes(rng.random_range(0..300), &mut rng)
+        } else {
+            serde_json::to_vec(&app.log_meta("eve")).unwrap()
+        };
+        let mut image = png(16, 16);
+        if i % 2 == 1 {
+            let at = rng.random_range(8..image.len());
+            image[at] ^= 0xff;
+        }
+        let names = ["meta", "screenshot", "", "meta\"x", "screenshot"];
+        let form = reqwest::multipart::Form::new()
+            .part(
+                names[rng.random_range(0..2)],
+                reqwest::multipart::Part::bytes(meta),
+            )
+            .part(
+                names[rng.random_range(0..names.len())],
+                reqwest::multipart::Part::bytes(image).file_name("../x.png"),
+            );
+        let res = app
+            .http
+            .post(app.url("/api/log"))
+            .bearer_auth(token.expose())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().as_u16() < 500, "log {i}: {}", res.status());
+    }
+    assert_eq!(answered, 240);
+    assert_eq!(app.count("heartbeats").await, created);
+    // Every stored log has its file, and no file is without its log.
+    let logs = app.count("logs").await;
+    assert_eq!(app.screenshot_files().len(), logs, "{:?}", app.screenshot_files());
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
 on_both_backends!(
+    generated_hostile_payloads_get_clear_refusals_and_store_nothing,
     names_that_read_backwards_are_refused_and_answers_are_not_cached,
     the_embedded_database_and_screenshots_are_private_whatever_the_umask,
     guessing_codes_or_admin_tokens_is_cut_off_per_address,
