@@ -28,6 +28,7 @@ use wfh_protocol::{
 use crate::auth::Device;
 use crate::db::{
     screenshot_url, LogInsert, NewActivity, NewAgentEvent, NewConsent, NewHeartbeat, NewLog, Store,
+    StoredHeartbeat,
 };
 use crate::error::ApiError;
 use crate::group_commit::{Batching, GroupCommit, Refused};
@@ -51,7 +52,7 @@ const MAX_NAME_LEN: usize = 256;
 const MAX_LOCAL_IPS: usize = 64;
 
 /// Stores heartbeats in shared commits.
-pub type HeartbeatWriter = GroupCommit<NewHeartbeat, EventAccepted>;
+pub type HeartbeatWriter = GroupCommit<NewHeartbeat, StoredHeartbeat>;
 /// Stores detailed-log rows in shared commits.
 pub type LogWriter = GroupCommit<NewLog, LogInsert>;
 
@@ -67,7 +68,7 @@ pub fn heartbeat_writer(
             metrics.heartbeat_batch_size.observe(batch.len() as f64);
             let answers = store.insert_heartbeats(&batch).await?;
             for (hb, answer) in batch.iter().zip(&answers) {
-                let outcome = if answer.received_at == hb.received_at {
+                let outcome = if answer.accepted.received_at == hb.received_at {
                     "stored"
                 } else {
                     "duplicate"
@@ -237,7 +238,7 @@ pub async fn heartbeat(
         );
         return Err(ApiError::RateLimited { retry_after_secs });
     }
-    state
+    let stored = state
         .heartbeats
         .submit(NewHeartbeat {
             event_id: req.event_id,
@@ -249,8 +250,15 @@ pub async fn heartbeat(
             timestamp: micros(req.timestamp),
             received_at: micros(state.clock.now()),
         })
-        .await
-        .map_err(Into::into)
+        .await?;
+    // A retry answers as the first delivery did; another device reusing the
+    // id is refused, as logs and events are.
+    if stored.device_id != device.device_id {
+        return Err(ApiError::Conflict(
+            "this event_id was already used by another device".into(),
+        ));
+    }
+    Ok(stored.accepted)
 }
 
 const MAX_DETAIL_LEN: usize = 2048;

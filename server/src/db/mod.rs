@@ -70,6 +70,14 @@ pub struct NewHeartbeat {
     pub received_at: DateTime<Utc>,
 }
 
+/// A heartbeat as stored: the answer, and the device whose delivery was
+/// stored (another device's, when this one reused its event id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHeartbeat {
+    pub accepted: EventAccepted,
+    pub device_id: i64,
+}
+
 /// A detailed log ready to store; its screenshot is already on disk.
 #[derive(Debug, Clone)]
 pub struct NewLog {
@@ -292,7 +300,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Store a batch in one commit. Answers per input, in order; a duplicate
     /// answers with the first delivery's `received_at`.
-    async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>>;
+    async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<StoredHeartbeat>>;
     async fn heartbeats(&self, q: &ListQuery) -> StoreResult<Vec<HeartbeatRecord>>;
 
     async fn log_by_event(&self, event_id: Uuid) -> StoreResult<Option<LogRecord>>;
@@ -578,20 +586,33 @@ pub(crate) fn settle_heartbeats<'a>(
     (answers, latest.into_values().collect())
 }
 
-/// Fill in duplicates with the first delivery's `received_at`.
+/// Fill in duplicates with the first delivery's `received_at` and device.
 pub(crate) fn answer_heartbeats(
     batch: &[NewHeartbeat],
     answers: Vec<Option<EventAccepted>>,
-    first_seen: &std::collections::HashMap<Uuid, DateTime<Utc>>,
-) -> Vec<EventAccepted> {
+    first_seen: &std::collections::HashMap<Uuid, (DateTime<Utc>, i64)>,
+) -> Vec<StoredHeartbeat> {
     batch
         .iter()
         .zip(answers)
-        .map(|(h, a)| {
-            a.unwrap_or_else(|| EventAccepted {
-                event_id: h.event_id,
-                received_at: first_seen.get(&h.event_id).copied().unwrap_or(h.received_at),
-            })
+        .map(|(h, a)| match a {
+            Some(accepted) => StoredHeartbeat {
+                accepted,
+                device_id: h.device_id,
+            },
+            None => {
+                let (received_at, device_id) = first_seen
+                    .get(&h.event_id)
+                    .copied()
+                    .unwrap_or((h.received_at, h.device_id));
+                StoredHeartbeat {
+                    accepted: EventAccepted {
+                        event_id: h.event_id,
+                        received_at,
+                    },
+                    device_id,
+                }
+            }
         })
         .collect()
 }

@@ -74,7 +74,7 @@ impl PgStore {
         &self,
         conn: &mut PgConnection,
         batch: &[NewHeartbeat],
-    ) -> StoreResult<Vec<EventAccepted>> {
+    ) -> StoreResult<Vec<StoredHeartbeat>> {
         match self.insert_heartbeats_once(conn, batch).await {
             // No partition for a day (the hourly job has not made it yet): make it, try again.
             Err(StoreError::Database(sqlx::Error::Database(e))) if e.code().as_deref() == Some("23514") => {
@@ -91,7 +91,7 @@ impl PgStore {
         &self,
         conn: &mut PgConnection,
         batch: &[NewHeartbeat],
-    ) -> StoreResult<Vec<EventAccepted>> {
+    ) -> StoreResult<Vec<StoredHeartbeat>> {
         let n = batch.len();
         let columns = HeartbeatColumns::of(batch);
         // One statement, one round trip, one implicit transaction. The
@@ -118,7 +118,7 @@ impl PgStore {
         if stored.len() < n {
             // Duplicates answer with the first delivery's time.
             let rows = sqlx::query(
-                "SELECT h.event_id, h.received_at FROM employee_heartbeats h \
+                "SELECT h.event_id, h.received_at, h.device_id FROM employee_heartbeats h \
                  JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS k(event_id, occurred_at) \
                    ON h.event_id = k.event_id AND h.occurred_at = k.occurred_at",
             )
@@ -127,7 +127,10 @@ impl PgStore {
             .fetch_all(&mut *conn)
             .await?;
             for row in rows {
-                first_seen.insert(row.try_get::<Uuid, _>("event_id")?, row.try_get("received_at")?);
+                first_seen.insert(
+                    row.try_get::<Uuid, _>("event_id")?,
+                    (row.try_get("received_at")?, row.try_get("device_id")?),
+                );
             }
         }
         Ok(super::answer_heartbeats(batch, answers, &first_seen))
@@ -826,7 +829,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
-    async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
+    async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<StoredHeartbeat>> {
         let mut taken = self.writers.take(self.pool.acquire()).await?;
         loop {
             let result = self.insert_heartbeats_on(&mut taken.conn, batch).await;

@@ -538,7 +538,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
-    async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<EventAccepted>> {
+    async fn insert_heartbeats(&self, batch: &[NewHeartbeat]) -> StoreResult<Vec<StoredHeartbeat>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut stored = Vec::with_capacity(batch.len());
         for h in batch {
@@ -585,14 +585,17 @@ impl Store for SqliteStore {
         for (h, a) in batch.iter().zip(&answers) {
             if a.is_none() {
                 let row = sqlx::query(
-                    "SELECT received_at FROM employee_heartbeats WHERE event_id = ? AND occurred_at = ?",
+                    "SELECT received_at, device_id FROM employee_heartbeats WHERE event_id = ? AND occurred_at = ?",
                 )
                 .bind(h.event_id)
                 .bind(micros(h.timestamp.with_timezone(&Utc)))
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(row) = row {
-                    first_seen.insert(h.event_id, time(&row, "received_at")?);
+                    first_seen.insert(
+                        h.event_id,
+                        (time(&row, "received_at")?, row.try_get("device_id")?),
+                    );
                 }
             }
         }

@@ -700,7 +700,27 @@ async fn generated_hostile_payloads_get_clear_refusals_and_store_nothing(backend
     assert_eq!(health.status(), 200);
 }
 
+async fn another_devices_reuse_of_a_heartbeat_id_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (first, _) = app.enrolled("lea").await;
+    let (second, _) = app.enrolled("max").await;
+    let hb = app.heartbeat("lea", HeartbeatStatus::Online);
+    let accepted = app.client.heartbeat(&first, &hb).await.unwrap();
+    // The same device again: the first answer.
+    assert_eq!(app.client.heartbeat(&first, &hb).await.unwrap(), accepted);
+    // Another device with that id: 409, and nothing more stored.
+    let mut reused = hb.clone();
+    reused.username = "max".into();
+    let refused = app.client.heartbeat(&second, &reused).await.unwrap_err();
+    assert_eq!(
+        (refused.status().unwrap().as_u16(), refused.code()),
+        (409, Some("conflict"))
+    );
+    assert_eq!(app.count("heartbeats").await, 1);
+}
+
 on_both_backends!(
+    another_devices_reuse_of_a_heartbeat_id_is_a_conflict,
     generated_hostile_payloads_get_clear_refusals_and_store_nothing,
     names_that_read_backwards_are_refused_and_answers_are_not_cached,
     the_embedded_database_and_screenshots_are_private_whatever_the_umask,
