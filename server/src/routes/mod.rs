@@ -26,8 +26,9 @@ pub struct PeerAddr(pub SocketAddr);
 /// Every route, with JSON errors, request logging and metrics.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
     let metrics = state.metrics.clone();
-    let table = route_table();
-    let allow = Arc::new(allowed_methods(&table));
+    let doc = crate::openapi::document();
+    let table = route_table(&doc);
+    let allow = Arc::new(allowed_methods(&doc, &table));
     let allow_table = table.clone();
     let observe = warp::log::custom(move |info| {
         let route = table.label(info.path());
@@ -121,16 +122,14 @@ const OTHER_PATHS: [&str; 12] = [
 /// Every path the server answers, as a pattern: the API document's paths,
 /// operations, and the dashboard's pages and assets. Metrics are labelled
 /// with these and nothing else.
-pub fn route_table() -> RouteTable {
-    let doc = crate::openapi::document();
+pub fn route_table(doc: &utoipa::openapi::OpenApi) -> RouteTable {
     let api: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
     RouteTable::new(api.into_iter().chain(OTHER_PATHS))
 }
 
 /// The `Allow` header of each route pattern: its methods, from the API
 /// document; GET for the rest.
-fn allowed_methods(table: &RouteTable) -> HashMap<&'static str, HeaderValue> {
-    let doc = crate::openapi::document();
+fn allowed_methods(doc: &utoipa::openapi::OpenApi, table: &RouteTable) -> HashMap<&'static str, HeaderValue> {
     let mut allow = HashMap::new();
     for (path, item) in &doc.paths.paths {
         let methods: Vec<&str> = [
@@ -338,5 +337,18 @@ mod tests {
         assert_eq!(client("203.0.113.9", Some("81.2.69.142")), "203.0.113.9");
         assert_eq!(client("127.0.0.1", Some("garbage")), "127.0.0.1");
         assert_eq!(client("::ffff:203.0.113.9", None), "203.0.113.9");
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_become_integers_and_nothing_else_changes() {
+        let mut v =
+            serde_json::json!({"a": 735.0, "b": [1.0, 2.5, -3.0], "c": {"d": 1e300, "e": "7.0"}, "f": 4});
+        assert!(whole_floats_to_integers(&mut v));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 735, "b": [1, 2.5, -3], "c": {"d": 1e300, "e": "7.0"}, "f": 4})
+        );
+        let mut plain = serde_json::json!({"a": 1, "b": "x", "c": 0.5});
+        assert!(!whole_floats_to_integers(&mut plain));
     }
 }
