@@ -288,6 +288,10 @@ async fn consent_then_enrolment_then_status_shows_the_heartbeat_the_server_lists
     let policy = wfh_protocol::MonitoringPolicy {
         organisation: "Northwind Traders".into(),
         viewers: "your team lead and the IT team of Northwind Traders".into(),
+        // The test runs on any day of the week: every day is a working day.
+        working_days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .map(String::from)
+            .to_vec(),
         ..Default::default()
     };
     let policy = wfh_server::policy::replace(&server.state, policy).await.unwrap();

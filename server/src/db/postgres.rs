@@ -118,12 +118,11 @@ impl PgStore {
         if stored.len() < n {
             // Duplicates answer with the first delivery's time.
             let rows = sqlx::query(
-                "SELECT h.event_id, h.received_at, h.device_id FROM employee_heartbeats h \
-                 JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS k(event_id, occurred_at) \
-                   ON h.event_id = k.event_id AND h.occurred_at = k.occurred_at",
+                "SELECT i.event_id, h.received_at, h.device_id FROM heartbeat_event_ids i \
+                 JOIN employee_heartbeats h ON h.event_id = i.event_id AND h.occurred_at = i.occurred_at \
+                 WHERE i.event_id = ANY($1::uuid[])",
             )
             .bind(&columns.ids)
-            .bind(&columns.times)
             .fetch_all(&mut *conn)
             .await?;
             for row in rows {
@@ -134,6 +133,30 @@ impl PgStore {
             }
         }
         Ok(super::answer_heartbeats(batch, answers, &first_seen))
+    }
+
+    /// Run `sql` (a delete of at most `$2` rows older than `$1`) until it
+    /// deletes fewer than a batch; how many it deleted. Small batches keep
+    /// each lock and WAL burst short beside the ingest.
+    async fn delete_in_batches(
+        &self,
+        sql: &'static str,
+        cutoff: DateTime<Utc>,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(sql)
+                .bind(cutoff)
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < u64::from(batch) {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     async fn create_partition(&self, day: NaiveDate) -> StoreResult<()> {
@@ -229,21 +252,41 @@ impl<'a> HeartbeatColumns<'a> {
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// A heartbeat batch, one array per column (a macro so that `concat!` can
-/// extend it).
-macro_rules! heartbeat_insert {
+/// A heartbeat batch as rows `k`, one array per column (a macro so that
+/// `concat!` can extend it).
+macro_rules! heartbeat_rows {
     () => {
-        "INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
-         status, occurred_at, utc_offset_secs, received_at) \
-         SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
-         $6::text[], $7::timestamptz[], $8::int4[], $9::timestamptz[])"
+        "WITH k AS (SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
+         $6::text[], $7::timestamptz[], $8::int4[], $9::timestamptz[]) \
+         AS k(event_id, employee_id, device_id, username, hostname, status, occurred_at, \
+         utc_offset_secs, received_at)) "
     };
 }
-const HEARTBEAT_INSERT: &str = heartbeat_insert!();
+macro_rules! heartbeat_insert_into {
+    () => {
+        "INSERT INTO employee_heartbeats (event_id, employee_id, device_id, username, hostname, \
+         status, occurred_at, utc_offset_secs, received_at) "
+    };
+}
+/// Each id is claimed in `heartbeat_event_ids` in the same statement, so one
+/// id is one row whatever its timestamp: a known id fails the whole
+/// statement (23505), as a duplicate timestamp does.
+const HEARTBEAT_INSERT: &str = concat!(
+    heartbeat_rows!(),
+    ", ids AS (INSERT INTO heartbeat_event_ids (event_id, occurred_at) SELECT event_id, occurred_at FROM k) ",
+    heartbeat_insert_into!(),
+    "SELECT * FROM k"
+);
 /// The same, skipping event ids already stored. The clause costs an index
 /// probe and a WAL record per row (docs/benchmarks.md), and `RETURNING`
 /// the rows coming back: only for a batch the plain insert refused.
-const HEARTBEAT_INSERT_NEW: &str = concat!(heartbeat_insert!(), " ON CONFLICT DO NOTHING RETURNING event_id");
+const HEARTBEAT_INSERT_NEW: &str = concat!(
+    heartbeat_rows!(),
+    ", ids AS (INSERT INTO heartbeat_event_ids (event_id, occurred_at) SELECT event_id, occurred_at FROM k \
+     ON CONFLICT DO NOTHING RETURNING event_id, occurred_at) ",
+    heartbeat_insert_into!(),
+    "SELECT k.* FROM k JOIN ids USING (event_id, occurred_at) ON CONFLICT DO NOTHING RETURNING event_id"
+);
 
 /// The database's error behind a store error, if that is what it is.
 fn sqlx_error<T>(result: &StoreResult<T>) -> Option<&sqlx::Error> {
@@ -996,21 +1039,23 @@ impl Store for PgStore {
             purge.partitions_dropped += 1;
         }
         // The day the cutoff falls in: delete row by row, in small batches.
-        loop {
-            let done = sqlx::query(
+        purge.rows += self
+            .delete_in_batches(
                 "DELETE FROM employee_heartbeats WHERE (event_id, occurred_at) IN ( \
                      SELECT event_id, occurred_at FROM employee_heartbeats WHERE occurred_at < $1 LIMIT $2)",
+                cutoff,
+                batch,
             )
-            .bind(cutoff)
-            .bind(i64::from(batch))
-            .execute(&self.pool)
             .await?;
-            purge.rows += done.rows_affected();
-            if done.rows_affected() < u64::from(batch) {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+        // Their ids go with them: an id may then be stored again, but a
+        // heartbeat that old is refused as expired before it gets here.
+        self.delete_in_batches(
+            "DELETE FROM heartbeat_event_ids WHERE event_id IN ( \
+                 SELECT event_id FROM heartbeat_event_ids WHERE occurred_at < $1 LIMIT $2)",
+            cutoff,
+            batch,
+        )
+        .await?;
         Ok(purge)
     }
 
@@ -1084,22 +1129,13 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip(self))]
     async fn purge_activity(&self, cutoff: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
-        let mut total = 0;
-        loop {
-            let done = sqlx::query(
-                "DELETE FROM employee_activity WHERE event_id IN ( \
-                     SELECT event_id FROM employee_activity WHERE occurred_at < $1 LIMIT $2)",
-            )
-            .bind(cutoff)
-            .bind(i64::from(batch))
-            .execute(&self.pool)
-            .await?;
-            total += done.rows_affected();
-            if done.rows_affected() < u64::from(batch) {
-                return Ok(total);
-            }
-            tokio::task::yield_now().await;
-        }
+        self.delete_in_batches(
+            "DELETE FROM employee_activity WHERE event_id IN ( \
+                 SELECT event_id FROM employee_activity WHERE occurred_at < $1 LIMIT $2)",
+            cutoff,
+            batch,
+        )
+        .await
     }
 
     #[tracing::instrument(skip(self, employees), fields(employees = employees.len()))]

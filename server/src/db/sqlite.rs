@@ -584,13 +584,11 @@ impl Store for SqliteStore {
         let mut first_seen = HashMap::new();
         for (h, a) in batch.iter().zip(&answers) {
             if a.is_none() {
-                let row = sqlx::query(
-                    "SELECT received_at, device_id FROM employee_heartbeats WHERE event_id = ? AND occurred_at = ?",
-                )
-                .bind(h.event_id)
-                .bind(micros(h.timestamp.with_timezone(&Utc)))
-                .fetch_optional(&mut *tx)
-                .await?;
+                let row =
+                    sqlx::query("SELECT received_at, device_id FROM employee_heartbeats WHERE event_id = ?")
+                        .bind(h.event_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 if let Some(row) = row {
                     first_seen.insert(
                         h.event_id,

@@ -719,7 +719,41 @@ async fn another_devices_reuse_of_a_heartbeat_id_is_a_conflict(backend: Backend)
     assert_eq!(app.count("heartbeats").await, 1);
 }
 
+async fn one_heartbeat_id_is_one_row_whatever_its_timestamp(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (first, _) = app.enrolled("lea").await;
+    let (second, _) = app.enrolled("max").await;
+    let hb = app.heartbeat("lea", HeartbeatStatus::Online);
+    let accepted = app.client.heartbeat(&first, &hb).await.unwrap();
+    // The same id later the same day, and days earlier (another partition
+    // on PostgreSQL): the first delivery's answer, and no second row.
+    use chrono::Duration;
+    for back in [Duration::minutes(7), Duration::hours(30), Duration::days(3)] {
+        let mut moved = hb.clone();
+        moved.timestamp = hb.timestamp - back;
+        assert_eq!(
+            app.client.heartbeat(&first, &moved).await.unwrap(),
+            accepted,
+            "{back}"
+        );
+    }
+    // Another device with the id and a time of its own: still a conflict.
+    let mut reused = hb.clone();
+    reused.username = "max".into();
+    reused.timestamp = hb.timestamp - Duration::days(2);
+    let refused = app.client.heartbeat(&second, &reused).await.unwrap_err();
+    assert_eq!(refused.status().unwrap().as_u16(), 409);
+    assert_eq!(app.count("heartbeats").await, 1);
+    // A batch of fresh ids, one of them twice with two times: one row each.
+    let mut twice = app.heartbeat("lea", HeartbeatStatus::Idle);
+    app.client.heartbeat(&first, &twice).await.unwrap();
+    twice.timestamp -= Duration::hours(1);
+    app.client.heartbeat(&first, &twice).await.unwrap();
+    assert_eq!(app.count("heartbeats").await, 2);
+}
+
 on_both_backends!(
+    one_heartbeat_id_is_one_row_whatever_its_timestamp,
     another_devices_reuse_of_a_heartbeat_id_is_a_conflict,
     generated_hostile_payloads_get_clear_refusals_and_store_nothing,
     names_that_read_backwards_are_refused_and_answers_are_not_cached,
